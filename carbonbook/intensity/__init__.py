@@ -1,0 +1,1 @@
+"""Grid carbon intensity: the embedded annual data (live providers come on top of it)."""
