@@ -434,15 +434,18 @@ def resolve_power_model(
         ):
             return _from_microarchitecture(cpu_model, codename_arch, "codename in the name")
 
-    tdp_w = float(_lookup(_tdp_index(), cpu_model) or "nan")
-    if tdp_w > 0 and logical_cpus and not virtualised:
-        return _from_tdp(cpu_model, tdp_w, logical_cpus / max(sockets, 1))
+    # The TDP table is large to index, so it is consulted only where step (c) can apply.
+    use_tdp = bool(logical_cpus) and not virtualised
+    if use_tdp and logical_cpus:
+        tdp_w = float(_lookup(_tdp_index(), cpu_model) or "nan")
+        if tdp_w > 0:
+            return _from_tdp(cpu_model, tdp_w, logical_cpus / max(sockets, 1))
 
     for (family_vendor, word), (family, members) in _FAMILIES.items():
         if vendor == family_vendor and word in tokens:
             return _from_family(cpu_model, family, members)
 
-    if tdp_w > 0:
+    if not use_tdp and float(_lookup(_tdp_index(), cpu_model) or "nan") > 0:
         reason = (
             f"{normalise_cpu_name(cpu_model)}: TDP known but not the host's CPUs per package"
         )
