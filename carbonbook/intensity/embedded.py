@@ -28,6 +28,7 @@ __all__ = [
     "WORLD_AVERAGE_G_PER_KWH",
     "Intensity",
     "ZoneChoice",
+    "cloud_region_grid_zone",
     "embedded_intensity",
     "embedded_pue",
     "resolve_zone",
@@ -217,6 +218,12 @@ def embedded_intensity(zone: str) -> Intensity:
         if country is not None:
             return country
     return _world(zone, f"zone {zone!r} is not in the embedded data: using the world average")
+
+
+def cloud_region_grid_zone(provider: str, region: str) -> str | None:
+    """The Electricity Maps zone (such as `US-MIDA-PJM`) a cloud region draws from, if known."""
+    found = _cloud_factors().get((provider.lower(), region))
+    return found[1] or None if found else None
 
 
 def embedded_pue(zone: str) -> float:
