@@ -6,6 +6,10 @@ notebook cell. Importing the package loads only the standard library and psutil.
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 from carbonbook.errors import (
     CarbonbookError,
     MeterError,
@@ -15,6 +19,11 @@ from carbonbook.errors import (
 )
 from carbonbook.track import Measurement, track
 
+if TYPE_CHECKING:
+    import polars
+
+    from carbonbook.records import CellRecord
+
 __all__ = [
     "CarbonbookError",
     "Measurement",
@@ -23,7 +32,60 @@ __all__ = [
     "NvmlError",
     "RaplPermissionError",
     "__version__",
+    "last_record",
+    "load_ipython_extension",
+    "read_ledger",
     "track",
+    "unload_ipython_extension",
 ]
 
 __version__ = "0.1.0.dev0"
+
+# A library never prints through logging's last-resort handler (least of all from the
+# sampler's thread); applications and notebooks choose where carbonbook's logs go.
+logging.getLogger("carbonbook").addHandler(logging.NullHandler())
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext carbonbook`: meter every cell of this kernel."""
+    from carbonbook.notebook.loader import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """`%unload_ext carbonbook`: stop metering and remove the hooks and magics."""
+    from carbonbook.notebook.loader import unload
+
+    unload(ipython)
+
+
+def read_ledger(path: str | Path | None = None) -> polars.DataFrame:
+    """The ledger as a polars DataFrame, one row per metered cell.
+
+    Args:
+        path: the ledger file; `CARBONBOOK_LEDGER` or the default location when None.
+
+    Raises:
+        LedgerError: the file is missing, corrupt, not a carbonbook ledger, or newer
+            than this carbonbook.
+    """
+    from carbonbook.ledger import read_ledger as _read_ledger
+
+    return _read_ledger(path)
+
+
+def last_record(label: str | None = None) -> CellRecord | None:
+    """The record of the last metered cell in this kernel (with `label`, if given).
+
+    Returns None when the extension is not loaded or no such cell has run.
+    """
+    from carbonbook.notebook.loader import active_meter
+
+    meter = active_meter()
+    if meter is None:
+        return None
+    for record in reversed(meter.records):
+        if label is None or record.label == label:
+            return record
+    return None

@@ -26,6 +26,11 @@ def _parser() -> argparse.ArgumentParser:
         default=0.5,
         help="length of the trial reading (default 0.5 s)",
     )
+    demo = commands.add_parser(
+        "demo", help="run the quickstart notebook in a real kernel and print what it cost"
+    )
+    demo.add_argument("notebook", nargs="?", help="notebook to run (default: the quickstart)")
+    demo.add_argument("--ledger", help="ledger file to write (default: CARBONBOOK_LEDGER)")
     return parser
 
 
@@ -42,7 +47,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(doctor_report(reading_s=max(0.0, args.reading_seconds)))
         return 0
+    if args.command == "demo":
+        return _demo(args.notebook, args.ledger)
     parser.print_help()
+    return 0
+
+
+def _demo(notebook: str | None, ledger: str | None) -> int:
+    from pathlib import Path
+
+    from carbonbook.demo import run_demo
+    from carbonbook.errors import CarbonbookError
+
+    try:
+        result = run_demo(
+            Path(notebook) if notebook else None, ledger=Path(ledger) if ledger else None
+        )
+    except CarbonbookError as exc:
+        print(f"carbonbook demo: {exc}", file=sys.stderr)
+        return 1
+    print(result.report())
     return 0
 
 

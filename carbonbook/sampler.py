@@ -170,6 +170,16 @@ class Sampler:
                 limits.append(limit)
         return min(limits)
 
+    def set_period(self, period_s: float) -> None:
+        """Change the sampling period; the thread uses it from its next wait.
+
+        Raises:
+            ValueError: the period is not positive.
+        """
+        if period_s <= 0:
+            raise ValueError(f"period_s must be positive, got {period_s!r}")
+        self._period_s = period_s
+
     @property
     def meters(self) -> tuple[Meter, ...]:
         """The meters being read now."""

@@ -159,21 +159,31 @@ def build_sampler(
 _shared_lock = threading.Lock()
 _shared: Sampler | None = None
 _shared_detection: Detection | None = None
+_atexit_registered = False
 
 
-def shared_sampler() -> Sampler:
-    """This process's sampler, detected, built and started on first use."""
-    global _shared, _shared_detection
+def shared_sampler(period_s: float | None = None) -> Sampler:
+    """This process's sampler, detected, built and started on first use.
+
+    Args:
+        period_s: the sampling period to use from now on; unchanged when None.
+    """
+    global _shared, _shared_detection, _atexit_registered
     with _shared_lock:
         if _shared is None:
             _shared_detection = detect()
             for message in _shared_detection.messages:
                 logger.warning("%s", message)
-            _shared = build_sampler(_shared_detection)
+            _shared = build_sampler(_shared_detection, period_s=period_s)
             _shared.start()
-            atexit.register(close_shared_sampler)
-        elif not _shared.running:
-            _shared.start()
+            if not _atexit_registered:
+                atexit.register(close_shared_sampler)
+                _atexit_registered = True
+        else:
+            if period_s is not None:
+                _shared.set_period(period_s)
+            if not _shared.running:
+                _shared.start()
         return _shared
 
 

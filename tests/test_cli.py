@@ -91,7 +91,11 @@ def test_public_names() -> None:
         "NvmlError",
         "RaplPermissionError",
         "__version__",
+        "last_record",
+        "load_ipython_extension",
+        "read_ledger",
         "track",
+        "unload_ipython_extension",
     }
 
 

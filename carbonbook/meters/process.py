@@ -124,9 +124,9 @@ def _cgroup_usage_s(info: CgroupInfo) -> float | None:
 _CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
-# Without the kernel's per-task `children` files, finding descendants means reading the
-# status of every process on the machine (milliseconds). Readings taken on demand then
-# reuse the last list unless it is older than this.
+# Finding descendants costs a walk of the tree through the kernel's per-task `children`
+# files, or, without them, a read of every process's status (milliseconds). Readings
+# taken on demand reuse the last list unless it is older than this.
 RESCAN_AFTER_S = 2.0
 
 # Memory in use on the machine feeds only the host DRAM estimate and moves slowly.
@@ -260,22 +260,24 @@ class ProcessTree:
         """The live descendants of the root.
 
         Args:
-            rescan: find them afresh; when False, a scan of every process is skipped if
-                the last one is recent (the per-task `children` walk is always done).
+            rescan: find them afresh. When False (readings taken on demand, at cell
+                boundaries), the list of the last scan is reused if it is younger than
+                `RESCAN_AFTER_S`: a process started since then is found at the next
+                periodic reading, and its CPU time, which only grows, is counted then.
         """
+        now = self._clock()
+        recent = self._scanned_at is not None and now - self._scanned_at < RESCAN_AFTER_S
+        if not rescan and recent:
+            return list(self._known.values())
         pids: list[int] | None = None
         if self._children_files:
             pids = self._walk_children_files()
         if pids is None:
-            now = self._clock()
-            recent = self._scanned_at is not None and now - self._scanned_at < RESCAN_AFTER_S
-            if not rescan and recent:
-                return list(self._known.values())
             try:
                 pids = [child.pid for child in self._root.children(recursive=True)]
             except psutil.Error:
                 pids = []
-            self._scanned_at = now
+        self._scanned_at = now
         current: dict[int, psutil.Process] = {}
         for pid in pids:
             # Keep the Process object first seen for a pid: psutil uses it to tell a

@@ -1,0 +1,1 @@
+"""Example notebooks shipped with carbonbook (the quickstart that `carbonbook demo` runs)."""
