@@ -27,10 +27,11 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from carbonbook.ledger_journal import read_journals
 from carbonbook.ledger_schema import (
     APPLICATION_ID,
     IDENTITY_QUERY,
@@ -318,6 +319,31 @@ class Ledger:
                     raise error from exc
         raise AssertionError("unreachable: the second attempt returns or raises")
 
+    def append_many(self, records: Sequence[CellRecord]) -> int:
+        """Write several records in one transaction; returns how many were new.
+
+        Raises:
+            LedgerLockedError: another process held the ledger locked through the busy
+                timeout.
+            LedgerError: the write failed for another reason; nothing was written.
+        """
+        if not records:
+            return 0
+        rows = [row_from_record(record) for record in records]
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                before = conn.total_changes
+                conn.executemany(INSERT_SQL, rows)
+                written = conn.total_changes - before
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise _translate(exc, self.path, "write") from exc
+            return written
+
     def records(self, session_id: str | None = None) -> list[CellRecord]:
         """The records in the ledger, oldest first.
 
@@ -385,6 +411,25 @@ def _read_uri(uri: str, path: Path, session_id: str | None) -> list[tuple[CellRe
         conn.close()
 
 
+def _read_merged(path: Path, session_id: str | None) -> list[tuple[CellRecord, str]]:
+    """The ledger's records plus those still in kernels' journals, oldest first."""
+    pairs = _read(path, session_id)
+    seen = {record.record_id for record, _ in pairs}
+    extra = [
+        (record, encode_domains(record.domains))
+        for record in read_journals(path)
+        if record.record_id not in seen
+        and (session_id is None or record.session_id == session_id)
+    ]
+    if not extra:
+        return pairs
+    for record, raw in extra:
+        seen.add(record.record_id)
+        pairs.append((record, raw))
+    pairs.sort(key=lambda pair: pair[0].started_at)
+    return pairs
+
+
 def read_records(
     path: Path | str | None = None, *, session_id: str | None = None
 ) -> list[CellRecord]:
@@ -399,7 +444,7 @@ def read_records(
             carbonbook ledger, or of a schema this carbonbook does not read.
     """
     resolved = Path(path).expanduser() if path is not None else default_ledger_path()
-    return [record for record, _ in _read(resolved, session_id)]
+    return [record for record, _ in _read_merged(resolved, session_id)]
 
 
 def read_ledger(path: Path | str | None = None) -> polars.DataFrame:
@@ -420,5 +465,5 @@ def read_ledger(path: Path | str | None = None) -> polars.DataFrame:
     from carbonbook.export import records_to_frame
 
     resolved = Path(path).expanduser() if path is not None else default_ledger_path()
-    pairs = _read(resolved, None)
+    pairs = _read_merged(resolved, None)
     return records_to_frame([r for r, _ in pairs], [raw for _, raw in pairs])

@@ -1,20 +1,23 @@
 """Metering every cell of an IPython kernel: the hooks, the records, the ledger writes.
 
 `CellMeter` takes a sampler reading before each cell (`pre_run_cell`) and after it
-(`post_run_cell`), turns the difference into a `CellRecord`, commits it to the ledger
-before the next cell can start, and shows a summary under the cell. Nothing it does can
-raise into the notebook: a failure is logged, shown once as a notice, and the cell's
-record is kept in memory until the ledger can take it.
+(`post_run_cell`), turns the difference into a `CellRecord`, writes it durably to this
+kernel's journal before the next cell can start (the ledger takes it over within a
+second, see `carbonbook.ledger_writer`), and shows a summary under the cell. Nothing it
+does can raise into the notebook: a failure is logged, shown once as a notice, and the
+cell's record is kept in memory until the ledger can take it.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from carbonbook.intensity.embedded import (
@@ -30,7 +33,7 @@ from carbonbook.sampler import Sampler, Snapshot
 from carbonbook.usage import usage_between
 
 if TYPE_CHECKING:
-    from carbonbook.ledger import Ledger
+    from carbonbook.ledger_writer import LedgerWriter
 
 __all__ = ["CellMeter", "Pending"]
 
@@ -60,7 +63,6 @@ class CellMeter:
         shell: the InteractiveShell.
         sampler_factory: returns the started sampler for this kernel's process tree,
             given the sampling period.
-        ledger_factory: opens the ledger at a path (None for the default path).
         settings: the settings; resolved from the shell's configuration and the
             environment when None.
     """
@@ -70,7 +72,6 @@ class CellMeter:
         shell: Any,
         *,
         sampler_factory: Callable[[float], Sampler],
-        ledger_factory: Callable[[str | None], Ledger] | None = None,
         settings: Settings | None = None,
         session_id: str | None = None,
     ) -> None:
@@ -79,9 +80,8 @@ class CellMeter:
         self.session_id = session_id or uuid.uuid4().hex
         self.records: list[CellRecord] = []
         self._sampler_factory = sampler_factory
-        self._ledger_factory = ledger_factory
         self._sampler: Sampler | None = None
-        self._ledger: Ledger | None = None
+        self._writer: LedgerWriter | None = None
         self._unsaved: list[CellRecord] = []
         self._pending: Pending | None = None
         self._handled_by_magic = False
@@ -105,6 +105,7 @@ class CellMeter:
         self.sampler.snapshot()
         self.shell.events.register("pre_run_cell", self.pre_run_cell)
         self.shell.events.register("post_run_cell", self.post_run_cell)
+        atexit.register(self._close_writer)
         self.started = True
 
     def stop(self) -> None:
@@ -120,10 +121,8 @@ class CellMeter:
             except ValueError:
                 logger.debug("hook %s was already removed", name)
         self.started = False
-        self._flush()
-        if self._ledger is not None:
-            self._ledger.close()
-            self._ledger = None
+        atexit.unregister(self._close_writer)
+        self._close_writer()
 
     # -- the hooks ------------------------------------------------------------------
 
@@ -235,50 +234,60 @@ class CellMeter:
 
     # -- the ledger -----------------------------------------------------------------
 
-    def ledger(self) -> Ledger:
-        """The ledger, opened on first use."""
-        if self._ledger is None:
-            if self._ledger_factory is not None:
-                self._ledger = self._ledger_factory(self.settings.ledger)
-            else:
-                from carbonbook.ledger import Ledger
-
-                self._ledger = Ledger(self.settings.ledger)
-        return self._ledger
-
-    def ledger_path(self) -> str:
-        """Where records are written."""
-        if self._ledger is not None:
-            return str(self._ledger.path)
+    def ledger_target(self) -> Path:
+        """The ledger file records go to."""
+        if self.settings.ledger:
+            return Path(self.settings.ledger).expanduser()
         from carbonbook.ledger import default_ledger_path
 
-        return self.settings.ledger or str(default_ledger_path())
+        return default_ledger_path()
+
+    def ledger_path(self) -> str:
+        """Where records are written, as text."""
+        return str(self.ledger_target())
+
+    def writer(self) -> LedgerWriter:
+        """The ledger writer, opened on first use and again when the path changes."""
+        target = self.ledger_target()
+        if self._writer is not None and self._writer.path != target:
+            self._unsaved.extend(self._writer.close())
+            self._writer = None
+        if self._writer is None:
+            from carbonbook.ledger_writer import LedgerWriter
+
+            self._writer = LedgerWriter(target, self.session_id)
+        return self._writer
+
+    def flush(self) -> None:
+        """Commit every record of this session to the ledger now (for reading it back)."""
+        if self._writer is not None:
+            self._writer.flush()
 
     def _save(self, record: CellRecord) -> None:
         self._unsaved.append(record)
-        self._flush()
-
-    def _flush(self) -> None:
-        if not self._unsaved:
-            return
         try:
-            ledger = self.ledger()
+            writer = self.writer()
             while self._unsaved:
-                ledger.append(self._unsaved[0])
+                writer.write(self._unsaved[0])
                 self._unsaved.pop(0)
+            if writer.error is not None:
+                raise writer.error
         except Exception as exc:
-            if self._ledger is not None:
-                try:
-                    self._ledger.close()
-                except Exception:
-                    logger.debug("closing the failed ledger failed", exc_info=True)
-            self._ledger = None
+            waiting = len(self._unsaved) + len(self._writer.unsaved if self._writer else [])
             self.notice(
                 "ledger",
-                f"could not write the ledger ({exc}). {len(self._unsaved)} record(s) are "
-                "kept in memory and written when the ledger can be opened again; "
+                f"could not write the ledger ({exc}). {waiting} record(s) wait in memory "
+                "and are written when the ledger can be opened again; "
                 "`%carbon export PATH` saves them now.",
             )
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            try:
+                self._unsaved.extend(self._writer.close())
+            except Exception:
+                logger.debug("closing the ledger writer failed", exc_info=True)
+            self._writer = None
 
     # -- messages -------------------------------------------------------------------
 

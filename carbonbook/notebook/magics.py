@@ -202,6 +202,7 @@ class CarbonMagics(Magics):
         if "--all" in rest:
             from carbonbook.ledger import read_ledger
 
+            self.meter.flush()
             source: Any = read_ledger(self.meter.ledger_path())
         else:
             source = list(self.meter.records)
