@@ -1,0 +1,1 @@
+"""The polars model: usage x intensity x PUE -> emissions, location- and market-based."""
