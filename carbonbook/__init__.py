@@ -32,6 +32,8 @@ __all__ = [
     "NvmlError",
     "RaplPermissionError",
     "__version__",
+    "emissions",
+    "intensity",
     "last_record",
     "load_ipython_extension",
     "read_ledger",
@@ -89,3 +91,50 @@ def last_record(label: str | None = None) -> CellRecord | None:
         if label is None or record.label == label:
             return record
     return None
+
+
+def emissions(
+    path: str | Path | None = None,
+    *,
+    provider: str | None = None,
+    instruments: Any = None,
+) -> polars.DataFrame:
+    """The ledger's emissions, period by period, with the best intensity available.
+
+    Location-based and market-based Scope 2 for every record; see
+    `carbonbook.model.schema` for the columns.
+
+    Args:
+        path: the ledger; `CARBONBOOK_LEDGER` or the default location when None.
+        provider: an intensity provider to ask (`electricitymaps`, `watttime`,
+            `ukgrid`); by default those listed in `CARBONBOOK_PROVIDERS` or whose
+            credentials are set, else the embedded annual data (no network).
+        instruments: contractual instruments (`carbonbook.model.market.Instruments`)
+            or the path of a TOML file declaring them.
+    """
+    from carbonbook.model.ledger import ledger_emissions
+
+    return ledger_emissions(path, provider=provider, instruments=instruments)
+
+
+def intensity(
+    zone: str,
+    start: Any = None,
+    end: Any = None,
+    *,
+    provider: str | None = None,
+) -> polars.DataFrame:
+    """Grid intensity of a zone, with provenance, as a frame (one row per period).
+
+    Args:
+        zone: `FR`, `US-CAL-CISO`, `GB`, `aws:eu-west-3` ...
+        start: a datetime or ISO 8601 text (UTC when naive); now when None.
+        end: the end of the range; None for the single value at `start`.
+        provider: the provider to ask before the embedded data.
+    """
+    from carbonbook.intensity.service import intensity_frame, parse_when
+
+    def when(value: Any) -> Any:
+        return parse_when(value) if isinstance(value, str) else value
+
+    return intensity_frame(zone, when(start), when(end), provider=provider)

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["main"]
 
@@ -31,6 +32,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("notebook", nargs="?", help="notebook to run (default: the quickstart)")
     demo.add_argument("--ledger", help="ledger file to write (default: CARBONBOOK_LEDGER)")
+    grid = commands.add_parser(
+        "intensity", help="grid carbon intensity of a zone, with its provenance"
+    )
+    grid.add_argument("zone", help="FR, US-CAL-CISO, GB, aws:eu-west-3 ...")
+    grid.add_argument(
+        "--provider", help="electricitymaps, watttime, ukgrid or embedded (default: configured)"
+    )
+    when = grid.add_mutually_exclusive_group()
+    when.add_argument("--at", help="one instant, ISO 8601 (default: now)")
+    when.add_argument("--from", dest="start", help="start of a range, ISO 8601")
+    grid.add_argument("--to", dest="end", help="end of the range (with --from)")
+    grid.add_argument("--format", choices=("table", "csv", "json"), default="table")
     return parser
 
 
@@ -49,8 +62,54 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "demo":
         return _demo(args.notebook, args.ledger)
+    if args.command == "intensity":
+        return _intensity(args)
     parser.print_help()
     return 0
+
+
+def _intensity(args: argparse.Namespace) -> int:
+    from carbonbook.errors import CarbonbookError
+    from carbonbook.intensity.service import intensity_frame, parse_when
+
+    try:
+        if args.end and not args.start:
+            raise CarbonbookError("--to needs --from")
+        if args.start and not args.end:
+            raise CarbonbookError("--from needs --to")
+        start = parse_when(args.start or args.at) if (args.start or args.at) else None
+        end = parse_when(args.end) if args.end else None
+        frame = intensity_frame(args.zone, start, end, provider=args.provider)
+    except CarbonbookError as exc:
+        print(f"carbonbook intensity: {exc}", file=sys.stderr)
+        return 2
+    if args.format == "csv":
+        sys.stdout.write(frame.write_csv())
+    elif args.format == "json":
+        sys.stdout.write(frame.write_json() + "\n")
+    else:
+        _print_intensity_table(frame)
+    return 0
+
+
+def _print_intensity_table(frame: Any) -> None:
+    print(
+        f"{'start (UTC)':<17} {'end (UTC)':<17} {'g/kWh':>8}  provider         "
+        "factor     signal    estimated"
+    )
+    for row in frame.iter_rows(named=True):
+        print(
+            f"{row['intensity_start']:%Y-%m-%d %H:%M} {row['intensity_end']:%Y-%m-%d %H:%M} "
+            f"{row['intensity_g_per_kwh']:>8.1f}  {row['intensity_provider']:<16} "
+            f"{row['factor_type']:<10} {row['signal']:<9} "
+            f"{'yes' if row['intensity_estimated'] else 'no'}"
+        )
+    notes = sorted({n for n in frame["intensity_note"].to_list() if n})
+    sources = sorted({s for s in frame["source"].to_list() if s})
+    for note in notes:
+        print(f"note: {note}")
+    for source in sources:
+        print(f"source: {source}")
 
 
 def _demo(notebook: str | None, ledger: str | None) -> int:

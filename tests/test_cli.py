@@ -91,6 +91,8 @@ def test_public_names() -> None:
         "NvmlError",
         "RaplPermissionError",
         "__version__",
+        "emissions",
+        "intensity",
         "last_record",
         "load_ipython_extension",
         "read_ledger",
