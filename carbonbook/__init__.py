@@ -37,6 +37,7 @@ __all__ = [
     "last_record",
     "load_ipython_extension",
     "read_ledger",
+    "shifting",
     "track",
     "unload_ipython_extension",
 ]
@@ -138,3 +139,30 @@ def intensity(
         return parse_when(value) if isinstance(value, str) else value
 
     return intensity_frame(zone, when(start), when(end), provider=provider)
+
+
+def shifting(
+    label: str | None = None,
+    *,
+    notebook: str | None = None,
+    start: Any = None,
+    end: Any = None,
+    zones: Any = None,
+    provider: str | None = None,
+) -> Any:
+    """What the work of a label, a notebook or a period would emit elsewhere or later.
+
+    Returns a report with a `place` table (other zones) and, when a provider gives a
+    forecast, a `time` table ("run at 03:00 UTC: -38%").
+    """
+    from carbonbook.intensity.service import parse_when
+    from carbonbook.model.ledger import DEFAULT_ALTERNATIVES, ledger_shifting
+
+    return ledger_shifting(
+        label,
+        notebook=notebook,
+        start=parse_when(start) if isinstance(start, str) else start,
+        end=parse_when(end) if isinstance(end, str) else end,
+        zones=zones or DEFAULT_ALTERNATIVES,
+        provider=provider,
+    )

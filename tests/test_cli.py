@@ -96,6 +96,7 @@ def test_public_names() -> None:
         "last_record",
         "load_ipython_extension",
         "read_ledger",
+        "shifting",
         "track",
         "unload_ipython_extension",
     }

@@ -178,3 +178,27 @@ def test_cli_rejects_bad_input_with_a_message(tmp_path: Path) -> None:
     assert "ISO 8601" in bad_time.stderr
     assert "--to needs --from" in half_range.stderr
     assert "unknown intensity provider" in bad_provider.stderr
+
+
+def test_shifting_report_for_a_label(provider_env: dict[str, str], server: FakeServer) -> None:
+    server.route(
+        "/carbon-intensity/forecast", Reply(200, example("electricitymaps_forecast.json"))
+    )
+    labelled = replace(record(1), zone="FR", label="train", energy_j=3.6e6, duration_s=3600.0)
+    with Ledger(Path(provider_env["CARBONBOOK_LEDGER"])) as ledger:
+        ledger.append(labelled)
+        ledger.append(replace(record(2), label="other"))
+    forecast = json.loads(example("electricitymaps_forecast.json"))["forecast"]
+    first = datetime.fromisoformat(forecast[0]["datetime"].replace("Z", "+00:00"))
+
+    report = carbonbook.shifting("train", zones=["DE", "NO"])
+    timed = carbonbook.model.ledger.ledger_shifting("train", zones=["DE"], now=first)
+
+    assert report.energy_kwh == pytest.approx(1.0)
+    assert report.zone == "FR"
+    assert set(report.place["zone"]) == {"FR", "DE", "NO"}
+    assert timed.time is not None
+    assert timed.time["advice"][0] == "run now"
+    assert timed.time.height >= 2
+    with pytest.raises(carbonbook.CarbonbookError, match="no ledger record"):
+        carbonbook.shifting("missing")
