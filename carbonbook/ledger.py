@@ -327,9 +327,16 @@ class Ledger:
                 timeout.
             LedgerError: the write failed for another reason; nothing was written.
         """
-        if not records:
+        return self.append_rows([row_from_record(record) for record in records])
+
+    def append_rows(self, rows: Sequence[tuple[object, ...]]) -> int:
+        """Write rows made by `row_from_record` in one transaction; returns how many were new.
+
+        Raises:
+            LedgerError: as `append_many`.
+        """
+        if not rows:
             return 0
-        rows = [row_from_record(record) for record in records]
         with self._lock:
             conn = self._connection()
             try:

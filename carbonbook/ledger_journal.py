@@ -48,9 +48,10 @@ def journal_dir(ledger_path: Path) -> Path:
     return ledger_path.with_name(ledger_path.name + ".pending")
 
 
-def encode_line(record: CellRecord) -> bytes:
-    """One record as a JSON line (the ledger's row, column by column)."""
-    return (json.dumps(list(row_from_record(record)), ensure_ascii=False) + "\n").encode()
+def encode_line(record: CellRecord | tuple[object, ...]) -> bytes:
+    """One record (or its row from `row_from_record`) as a JSON line, column by column."""
+    row = record if isinstance(record, tuple) else row_from_record(record)
+    return (json.dumps(row, ensure_ascii=False) + "\n").encode()
 
 
 def decode_line(line: bytes, path: Path) -> CellRecord:
@@ -162,8 +163,8 @@ class Journal:
         """How many records were appended since the journal was last emptied."""
         return self._written
 
-    def append(self, record: CellRecord) -> None:
-        """Append one record; once this returns the record survives a killed process.
+    def append(self, record: CellRecord | tuple[object, ...]) -> None:
+        """Append one record (or its row); once this returns it survives a killed process.
 
         Raises:
             LedgerError: the write failed (disk full, file closed).

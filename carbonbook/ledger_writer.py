@@ -17,6 +17,7 @@ from pathlib import Path
 
 from carbonbook.ledger import Ledger
 from carbonbook.ledger_journal import Journal, stale_journals
+from carbonbook.ledger_schema import row_from_record
 from carbonbook.records import CellRecord
 
 __all__ = ["LedgerWriter"]
@@ -45,7 +46,7 @@ class LedgerWriter:
         self.path = path
         self.ledger = Ledger(path)
         self.error: Exception | None = None
-        self._pending: deque[CellRecord] = deque()
+        self._pending: deque[tuple[CellRecord, tuple[object, ...]]] = deque()
         self._committed_since_empty = 0
         self._flush_lock = threading.Lock()
         self._import_stale()
@@ -71,10 +72,11 @@ class LedgerWriter:
 
     def write(self, record: CellRecord) -> None:
         """Journal one record (durable once this returns) and queue it for the ledger."""
-        self._pending.append(record)
+        row = row_from_record(record)
+        self._pending.append((record, row))
         if self.journal is not None:
             try:
-                self.journal.append(record)
+                self.journal.append(row)
             except Exception as exc:
                 self.error = exc
                 self.journal = None
@@ -82,7 +84,7 @@ class LedgerWriter:
     @property
     def unsaved(self) -> list[CellRecord]:
         """Records not yet committed to the ledger."""
-        return list(self._pending)
+        return [record for record, _ in self._pending]
 
     def flush(self) -> bool:
         """Commit every queued record now; True when nothing is left to commit."""
@@ -91,7 +93,7 @@ class LedgerWriter:
             if not batch:
                 return True
             try:
-                self.ledger.append_many(batch)
+                self.ledger.append_rows([row for _, row in batch])
             except Exception as exc:
                 self.error = exc
                 return False
@@ -120,4 +122,4 @@ class LedgerWriter:
         if self.journal is not None:
             self.journal.close(remove=done)
         self.ledger.close()
-        return list(self._pending)
+        return self.unsaved

@@ -92,18 +92,17 @@ def test_journal_files_are_private(tmp_path: Path) -> None:
     journal.close(remove=True)
 
 
-def test_a_record_written_during_a_flush_stays_journaled(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.sqlite"
-    writer = LedgerWriter(path, "s1", flush_period_s=3600)
-    writer.write(record(1))
-    writer._pending.append(record(2))  # queued, as if written after the batch was taken
-    assert writer.journal is not None
-    writer.journal.append(writer._pending[-1])
+def test_a_journal_is_emptied_only_when_everything_in_it_is_committed(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "ledger.sqlite", "s1")
+    journal.append(record(1))
+    journal.append(record(2))
 
-    writer.flush()
-
-    assert len(read_records(path)) == 2
-    writer.close()
+    # One record was committed, but a second arrived meanwhile: keep the file.
+    assert not journal.empty_if(1)
+    assert journal.path.stat().st_size > 0
+    assert journal.empty_if(2)
+    assert journal.path.stat().st_size == 0
+    journal.close(remove=True)
 
 
 def test_journal_of_a_killed_process_is_imported_by_the_next_writer(tmp_path: Path) -> None:

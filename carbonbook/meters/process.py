@@ -209,6 +209,7 @@ class ProcessTree:
         self._statm = _open_quietly(f"/proc/{self.root_pid}/statm")
         self._used_bytes = 0
         self._used_at: float | None = None
+        self._rss_bytes: int | None = None
 
     def _root_cpu_s(self) -> float:
         if self._is_self:
@@ -296,29 +297,35 @@ class ProcessTree:
         """Read the cumulative counters now.
 
         Args:
-            rescan: find the descendants afresh (see `descendants`).
+            rescan: find the descendants afresh (see `descendants`) and measure resident
+                memory; when False (readings on demand) the memory of the last full
+                reading is reused, since it only feeds the memory estimate, which the
+                periodic readings keep up to date.
 
         Raises:
             psutil.NoSuchProcess: the root process has gone.
         """
         subject_cpu_s = self._root_cpu_s()
-        rss = self._root_rss_bytes()
+        measure_rss = rescan or self._rss_bytes is None
+        rss = self._root_rss_bytes() if measure_rss else 0
         pids = {self.root_pid}
         for child in self.descendants(rescan=rescan):
             try:
                 with child.oneshot():
                     times = child.cpu_times()
-                    child_rss = child.memory_info().rss
+                    if measure_rss:
+                        rss += child.memory_info().rss
             except psutil.Error:
                 continue
             subject_cpu_s += times.user + times.system + times.children_user
             subject_cpu_s += times.children_system
-            rss += child_rss
             pids.add(child.pid)
+        if measure_rss:
+            self._rss_bytes = int(rss)
         return Activity(
             subject_cpu_s=subject_cpu_s,
             machine_busy_s=self._machine_busy_s(),
-            subject_rss_bytes=int(rss),
+            subject_rss_bytes=self._rss_bytes or 0,
             machine_used_bytes=self._machine_used_bytes(),
             subject_pids=frozenset(pids),
             container_cpu_s=_cgroup_usage_s(self.cgroup) if self.cgroup else None,

@@ -87,6 +87,9 @@ class CellMeter:
         self._handled_by_magic = False
         self._shown: set[str] = set()
         self.current_execution_count: int | None = None
+        self._intensities: dict[
+            tuple[str | None, float | None, str | None], tuple[Intensity, float]
+        ] = {}
         self.started = False
 
     # -- lifecycle ------------------------------------------------------------------
@@ -171,9 +174,13 @@ class CellMeter:
 
     def intensity(self, zone: str | None = None) -> tuple[Intensity, float]:
         """The intensity and PUE that apply to a zone (the session's zone when None)."""
-        chosen = resolve_zone(zone or self.settings.zone).zone
-        pue = self.settings.pue if self.settings.pue is not None else embedded_pue(chosen)
-        return embedded_intensity(chosen), pue
+        key = (zone or self.settings.zone, self.settings.pue, os.environ.get("CARBONBOOK_ZONE"))
+        cached = self._intensities.get(key)
+        if cached is None:
+            chosen = resolve_zone(zone or self.settings.zone).zone
+            pue = self.settings.pue if self.settings.pue is not None else embedded_pue(chosen)
+            cached = self._intensities[key] = (embedded_intensity(chosen), pue)
+        return cached
 
     def finish(
         self,
