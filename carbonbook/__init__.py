@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from carbonbook.errors import (
     CarbonbookError,
+    CarbonbookWarning,
     MeterError,
     MeterUnavailableError,
     NvmlError,
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CarbonbookError",
+    "CarbonbookWarning",
     "Measurement",
     "MeterError",
     "MeterUnavailableError",

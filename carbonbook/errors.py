@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "CarbonbookError",
+    "CarbonbookWarning",
     "MeterError",
     "MeterUnavailableError",
     "NvmlError",
@@ -44,3 +45,7 @@ class NvmlError(MeterError):
         super().__init__(message)
         self.code = code
         self.call = call
+
+
+class CarbonbookWarning(UserWarning):
+    """Something the user should know once, such as a provider falling back to defaults."""

@@ -85,6 +85,7 @@ def test_track_loads_no_heavy_library(tmp_path: Path) -> None:
 def test_public_names() -> None:
     assert set(carbonbook.__all__) == {
         "CarbonbookError",
+        "CarbonbookWarning",
         "Measurement",
         "MeterError",
         "MeterUnavailableError",

@@ -82,7 +82,8 @@ def test_a_failing_provider_falls_back_and_says_so(
         "/carbon-intensity/past-range", Reply(401, example("electricitymaps_error_401.json"))
     )
 
-    frame = carbonbook.intensity("FR", "2026-11-01T00:00Z", "2026-11-01T02:00Z")
+    with pytest.warns(carbonbook.CarbonbookWarning, match="Electricity Maps"):
+        frame = carbonbook.intensity("FR", "2026-11-01T00:00Z", "2026-11-01T02:00Z")
 
     assert set(frame["intensity_provider"]) == {"embedded"}
     assert "electricitymaps" in frame["intensity_note"][0]

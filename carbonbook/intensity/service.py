@@ -14,11 +14,12 @@ The chain always ends in the embedded annual data, and history is cached on disk
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from carbonbook.errors import CarbonbookError
+from carbonbook.errors import CarbonbookError, CarbonbookWarning
 
 if TYPE_CHECKING:
     import polars as pl
@@ -26,7 +27,30 @@ if TYPE_CHECKING:
     from carbonbook.intensity.chain import IntensityChain
     from carbonbook.intensity.providers import IntensityPoint, IntensityProvider
 
-__all__ = ["PROVIDER_NAMES", "build_chain", "intensity_frame", "parse_when", "points_frame"]
+__all__ = [
+    "PROVIDER_NAMES",
+    "build_chain",
+    "intensity_frame",
+    "parse_when",
+    "points_frame",
+    "warn_once",
+]
+
+# Messages already shown in this process: each is shown once per session.
+_shown: set[str] = set()
+
+
+def warn_once(chain: IntensityChain, *, stacklevel: int = 3) -> None:
+    """Show each of the chain's failure messages once per session, as a warning."""
+    for message in chain.messages:
+        if message not in _shown:
+            _shown.add(message)
+            warnings.warn(
+                message,
+                CarbonbookWarning,
+                stacklevel=stacklevel,
+            )
+
 
 PROVIDER_NAMES = ("electricitymaps", "watttime", "ukgrid", "embedded")
 
@@ -177,9 +201,12 @@ def intensity_frame(
     chain = chain or build_chain(provider)
     moment = start or datetime.now(tz=UTC)
     if end is None:
-        return points_frame([chain.intensity(zone, moment)], zone)
-    if end <= moment:
-        raise CarbonbookError(f"the end ({end:%Y-%m-%d %H:%M}) is not after the start")
-    if end - moment > timedelta(days=366):
-        raise CarbonbookError("ask for at most a year of intensity at once")
-    return points_frame(chain.series(zone, moment, end), zone)
+        points = [chain.intensity(zone, moment)]
+    else:
+        if end <= moment:
+            raise CarbonbookError(f"the end ({end:%Y-%m-%d %H:%M}) is not after the start")
+        if end - moment > timedelta(days=366):
+            raise CarbonbookError("ask for at most a year of intensity at once")
+        points = chain.series(zone, moment, end)
+    warn_once(chain, stacklevel=4)
+    return points_frame(points, zone)

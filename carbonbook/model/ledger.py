@@ -46,7 +46,7 @@ def ledger_emissions(
     """
     import polars as pl
 
-    from carbonbook.intensity.service import build_chain, points_frame
+    from carbonbook.intensity.service import build_chain, points_frame, warn_once
     from carbonbook.ledger import read_ledger
 
     if isinstance(instruments, (str, Path)):
@@ -65,6 +65,7 @@ def ledger_emissions(
             for zone, start, end in spans.iter_rows()
         ]
         series = pl.concat(frames) if frames else None
+        warn_once(chain, stacklevel=4)
     return emissions_frame(usage, series, market=instruments)
 
 
