@@ -44,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     when.add_argument("--from", dest="start", help="start of a range, ISO 8601")
     grid.add_argument("--to", dest="end", help="end of the range (with --from)")
     grid.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
+    from carbonbook.billing_command import add_parser as add_billing
+
+    add_billing(commands)
     return parser
 
 
@@ -64,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _demo(args.notebook, args.ledger)
     if args.command == "intensity":
         return _intensity(args)
+    if args.command == "billing":
+        from carbonbook.billing_command import main as billing_main
+
+        return billing_main(args)
     parser.print_help()
     return 0
 

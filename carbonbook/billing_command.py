@@ -1,0 +1,165 @@
+"""`carbonbook billing`: estimate billing exports from the command line.
+
+    carbonbook billing exports/2026-*.csv.gz --group-by day,service,region
+    carbonbook billing cur/ --format parquet --output footprint.parquet
+
+On a terminal, large inputs show a status line (files, size, elapsed time) while they are
+read. What could not be classified is summarised on standard error, so nothing is
+silently dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TextIO
+
+__all__ = ["add_parser", "main"]
+
+LARGE_INPUT_BYTES = 50 * 2**20
+TABLE_DEFAULT_GROUPS = ("service", "region")
+SUMS = ("energy_kwh", "co2e_kg", "embodied_co2e_kg", "cost")
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the `billing` subcommand."""
+    parser = commands.add_parser(
+        "billing", help="energy and CO2e of cloud billing exports (CCF methodology)"
+    )
+    parser.add_argument("paths", nargs="+", help="export files, folders or globs")
+    parser.add_argument("--provider", choices=("aws", "gcp", "azure"), help="force a provider")
+    parser.add_argument(
+        "--group-by",
+        help="comma-separated columns: day, hour, month, service, region, account, "
+        "usage_kind ... (table default: service,region)",
+    )
+    parser.add_argument("--format", choices=("table", "csv", "parquet"), default="table")
+    parser.add_argument("--output", help="write here instead of standard output")
+    parser.add_argument(
+        "--strict", action="store_true", help="fail on the first unparseable value"
+    )
+
+
+class _Status:
+    """A one-line status on a terminal while a long read runs (nothing otherwise)."""
+
+    def __init__(self, stream: TextIO, files: int, size_bytes: int) -> None:
+        self._stream = stream
+        self._text = f"reading {files} file(s), {size_bytes / 2**30:.2f} GB"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start = time.monotonic()
+
+    def __enter__(self) -> _Status:
+        self._thread = threading.Thread(target=self._run, name="billing-status", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            elapsed = time.monotonic() - self._start
+            self._stream.write(f"\r{self._text} ... {elapsed:.0f} s")
+            self._stream.flush()
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._stream.write("\r" + " " * 60 + "\r")
+        self._stream.flush()
+
+
+def _size(paths: list[Path]) -> int:
+    total = 0
+    for path in paths:
+        try:
+            total += path.stat().st_size
+        except OSError:
+            continue
+    return total
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run `carbonbook billing`; returns the exit status."""
+    from carbonbook.billing import BillingError, run
+    from carbonbook.billing.source import resolve_files
+
+    groups = [g.strip() for g in args.group_by.split(",") if g.strip()] if args.group_by else []
+    if args.format == "table" and not groups:
+        groups = list(TABLE_DEFAULT_GROUPS)
+    if args.format == "parquet" and not args.output:
+        print("carbonbook billing: --format parquet needs --output FILE", file=sys.stderr)
+        return 2
+    try:
+        files = resolve_files(args.paths)
+        size = _size(files)
+        show = sys.stderr.isatty() and size >= LARGE_INPUT_BYTES
+        status = _Status(sys.stderr, len(files), size) if show else None
+        if status is not None:
+            with status:
+                result = run(
+                    args.paths, args.provider, group_by=groups or None, strict=args.strict
+                )
+        else:
+            result = run(args.paths, args.provider, group_by=groups or None, strict=args.strict)
+    except BillingError as exc:
+        print(f"carbonbook billing: {exc}", file=sys.stderr)
+        return 2
+
+    frame = result.frame
+    if args.format == "parquet":
+        frame.write_parquet(args.output)
+    elif args.format == "csv":
+        text = frame.write_csv()
+        if args.output:
+            Path(args.output).write_text(text)
+        else:
+            sys.stdout.write(text)
+    else:
+        _print_table(frame, groups, args.output)
+    _summarise_unclassified(result.unclassified)
+    return 0
+
+
+def _print_table(frame: object, groups: list[str], output: str | None) -> None:
+    import polars as pl
+
+    assert isinstance(frame, pl.DataFrame)
+    keys = [g for g in groups if g in frame.columns]
+    shown = frame.select(
+        *keys, *(pl.col(name).round(6) for name in SUMS if name in frame.columns)
+    )
+    with pl.Config(
+        tbl_rows=200, tbl_cols=20, tbl_width_chars=160, tbl_hide_dataframe_shape=True
+    ):
+        text = str(shown)
+    totals = frame.select(pl.col(name).sum() for name in SUMS if name in frame.columns).row(0)
+    text += "\ntotal: " + ", ".join(
+        f"{name} {value:.6g}" for name, value in zip(SUMS, totals, strict=False)
+    )
+    if output:
+        Path(output).write_text(text + "\n")
+    else:
+        print(text)
+
+
+def _summarise_unclassified(summary: object) -> None:
+    import polars as pl
+
+    assert isinstance(summary, pl.DataFrame)
+    if summary.height == 0:
+        return
+    rows = int(summary["rows"].sum())
+    cost = float(summary["cost"].sum())
+    print(
+        f"{summary.height} kind(s) of rows ({rows} rows, cost {cost:.2f}) were not estimated "
+        "or were estimated with a fallback:",
+        file=sys.stderr,
+    )
+    for row in summary.head(10).iter_rows(named=True):
+        print(f"  {row['reason']}: {row['rows']} rows, cost {row['cost']:.2f}", file=sys.stderr)
+    if summary.height > 10:
+        print(f"  ... and {summary.height - 10} more", file=sys.stderr)
