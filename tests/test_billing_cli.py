@@ -67,3 +67,16 @@ def test_bad_input_is_a_message_not_a_traceback(tmp_path: Path) -> None:
         assert "Traceback" not in result.stderr
         assert result.stderr.startswith("carbonbook billing:")
     assert "--output" in no_output.stderr
+
+
+@pytest.mark.parametrize(
+    "group_by",
+    [["account"], ["service"], ["usage_kind"], ["day", "service", "region"], ["month"]],
+)
+@pytest.mark.parametrize("source", ["aws_cur2", "gcp_billing_export.csv"])
+def test_grouping_early_changes_no_total(source: str, group_by: list[str]) -> None:
+    full = estimate(DATA / source)
+    grouped = estimate(DATA / source, group_by=group_by)
+
+    for column in ("energy_kwh", "co2e_kg", "embodied_co2e_kg", "ccf_co2e_kg", "cost"):
+        assert grouped[column].sum() == pytest.approx(full[column].sum(), rel=1e-9, abs=1e-12)

@@ -18,8 +18,10 @@ included. Corrections that carbonbook offers for some quirks are opt-in, by name
   same pricing unit across all services (it never hands the service to its estimator);
   use the same service and unit first, then the unit.
 
-A provider plugs in as one module exposing `PROVIDER`, `CONVENTIONS`, `LINE_ITEM_TYPES`,
-`RATIO_BY`, `detect(columns)` and `classes(rows, corrections)` (see `aws`).
+Providers: `aws` (Cost and Usage Reports) and `gcp` (the BigQuery billing export).
+A provider plugs in as one module exposing `PROVIDER`,
+`CONVENTIONS`, `LINE_ITEM_TYPES`, `RATIO_BY`, optionally `RATIO_EMBODIED` (default True),
+`detect(columns)` and `classes(rows, corrections)` (see `aws`).
 """
 
 from __future__ import annotations
@@ -58,7 +60,10 @@ Correction = Literal["u_family_embodied", "unknown_same_service"]
 CORRECTIONS: tuple[str, ...] = get_args(Correction)
 Source = str | Path | Sequence[str | Path]
 
-_PROVIDERS = {"aws": "carbonbook.billing.aws"}
+_PROVIDERS = {
+    "aws": "carbonbook.billing.aws",
+    "gcp": "carbonbook.billing.gcp",
+}
 _PERIODS = {"hour": "1h", "day": "1d", "month": "1mo"}
 _SUMS = (
     "energy_kwh",
@@ -110,8 +115,9 @@ def run(
     """Estimate a billing source and report what was set aside, in one pass.
 
     Args:
-        source: a file, folder, glob, or a list of them; CSV, .csv.gz or Parquet.
-        provider: force a provider (`aws`); default: detect it from the header.
+        source: a file, folder, glob, or a list of them; CSV, .csv.gz, Parquet or JSON
+            lines.
+        provider: force a provider (`aws`, `gcp`); default: detect it from the header.
         group_by: sum the frame by these columns; `hour`, `day` and `month` group by the
             period the line's start falls in. The grouped frame keeps the group columns,
             `start` (first), `end` (last) and the sums of the energy, CO2e, cost and
@@ -134,12 +140,23 @@ def run(
     module, conventions = _detect(files, provider)
     logger.info("reading %d %s billing file(s)", len(files), module.PROVIDER)
 
+    columns = [group_by] if isinstance(group_by, str) else list(group_by or [])
+    period: str | None = None
+    if group_by is not None:
+        # Sum line items to the grouping asked for before estimating (exact: CCF's
+        # figures are linear in usage), so the estimate stays small for large exports.
+        # Never across months: CCF turns GB-months into hours with the days of the
+        # line's month.
+        asked = [name for name in ("hour", "day", "month") if name in columns]
+        period = asked[0] if asked else "month"
     usage = read_usage(
         files,
         conventions,
         line_item_types=module.LINE_ITEM_TYPES,
         tags=tags,
         strict=strict,
+        period=period,
+        keep_account=group_by is None or "account" in columns,
     )
     frame, fallback = estimate_frame(
         usage.rows,
@@ -148,6 +165,7 @@ def run(
         ratio_by=module.RATIO_BY,
         unknown_by_service="unknown_same_service" in corrections,
         tags=tags,
+        ratio_embodied=getattr(module, "RATIO_EMBODIED", True),
     )
     aside = usage.set_aside.select(
         pl.lit(module.PROVIDER).alias("provider"),
@@ -171,7 +189,7 @@ def run(
             summary.height,
         )
     if group_by is not None:
-        frame = _group(frame, [group_by] if isinstance(group_by, str) else list(group_by))
+        frame = _group(frame, columns)
     return BillingResult(frame=frame, unclassified=summary.sort("cost", descending=True))
 
 

@@ -95,6 +95,7 @@ class CcfTables:
         cpu_average: provider -> (min W, max W, GB per chip) of the `_average` row.
         memory_per_chip: provider -> microarchitecture -> GB per physical chip.
         pue_default: provider -> PUE.
+        pue_region: (provider, region) -> PUE where CCF has a regional figure (GCP).
         grid: (provider, region) -> t CO2e per kWh (`default` set).
         constants: (provider, constant) -> value text.
         instances: provider -> source table -> instance type -> InstanceType.
@@ -107,6 +108,7 @@ class CcfTables:
     cpu_average: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     memory_per_chip: dict[str, dict[str, float]] = field(default_factory=dict)
     pue_default: dict[str, float] = field(default_factory=dict)
+    pue_region: dict[tuple[str, str], float] = field(default_factory=dict)
     grid: dict[tuple[str, str], float] = field(default_factory=dict)
     constants: dict[tuple[str, str], str] = field(default_factory=dict)
     instances: dict[str, dict[str, dict[str, InstanceType]]] = field(default_factory=dict)
@@ -132,9 +134,12 @@ class CcfTables:
             return value, region
         return self.grid[(provider, UNKNOWN)], UNKNOWN
 
-    def pue(self, provider: str) -> float:
-        """CCF's PUE for a provider's default (AWS and Azure ignore the region)."""
-        return self.pue_default[provider]
+    def pue(self, provider: str, region: str = "") -> float:
+        """CCF's PUE for a region: GCP's regional figure, else the provider's default.
+
+        AWS and Azure have no regional figures, so their region is ignored.
+        """
+        return self.pue_region.get((provider, region), self.pue_default[provider])
 
     def patterns(self, provider: str, rule_kind: str) -> list[str]:
         """The patterns of one rule kind of usage_classification_<provider>.csv, in order."""
@@ -173,6 +178,8 @@ def tables() -> CcfTables:
     for row in _read("pue.csv"):
         if not row["region"]:
             loaded.pue_default[row["provider"]] = float(row["pue"])
+        else:
+            loaded.pue_region[(row["provider"], row["region"])] = float(row["pue"])
     for row in _read("grid_emission_factors.csv"):
         if row["set"] == "default":
             loaded.grid[(row["provider"], row["region"])] = float(row["t_co2e_per_kwh"])
@@ -195,7 +202,7 @@ def tables() -> CcfTables:
     for rules in loaded.replication.values():
         for service_rules in rules.values():
             service_rules.sort(key=lambda rule: rule.priority)
-    for name in ("usage_classification_aws.csv",):
+    for name in (f"usage_classification_{p}.csv" for p in ("aws", "gcp", "azure")):
         for row in _read(name):
             kinds = loaded.classification.setdefault(row["provider"], {})
             kinds.setdefault(row["rule_kind"], []).append((row["pattern"], row["value"]))

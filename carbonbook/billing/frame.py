@@ -14,7 +14,8 @@ Energy columns:
   CO2e. Unknown rows split CCF's ratio into the use and embodied parts it was made of.
 
 `cost` is carried once per billing line (on its compute, storage, network or unknown
-row; 0 on its GPU, memory and embodied rows) so that summing `cost` gives the bill.
+row, or on a line billed as memory or GPU on its own; 0 on the GPU, memory and embodied
+rows derived from a compute line) so that summing `cost` gives the bill.
 """
 
 from __future__ import annotations
@@ -94,13 +95,15 @@ CLASS_SCHEMA: dict[str, type[pl.DataType]] = {
     "ccf_unit": _TEXT,
     **CLASS_FIELDS,
 }
-_KNOWN = ("compute", "storage", "network")
+# Kinds whose energy counts as known usage; `memory` and `gpu` are lines of their own
+# (GCP bills RAM and GPUs as separate SKUs).
+_KNOWN = ("compute", "storage", "network", "memory", "gpu")
 
 
 def region_table(provider: str, regions: Sequence[str]) -> pl.DataFrame:
     """CCF's grid factor (t CO2e/kWh), the region key it came from, and PUE per region."""
     table = ccf.tables()
-    rows = [(r, *table.grid_factor(provider, r), table.pue(provider)) for r in set(regions)]
+    rows = [(r, *table.grid_factor(provider, r), table.pue(provider, r)) for r in set(regions)]
     return pl.DataFrame(
         rows,
         schema={
@@ -121,6 +124,7 @@ def estimate_frame(
     ratio_by: str,
     unknown_by_service: bool,
     tags: Sequence[str] = (),
+    ratio_embodied: bool = True,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Multiply summed lines by their classification and lay out the emissions frame.
 
@@ -132,13 +136,16 @@ def estimate_frame(
         ratio_by: the line column unknown usage is scaled by (`cost` or `usage_amount`).
         unknown_by_service: scale by the same service and unit first, then the unit.
         tags: the tag keys whose `tag:<key>` columns are carried along.
+        ratio_embodied: whether known rows' embodied "kWh" counts in the unknown ratio
+            (CCF's AWS and Azure code adds it; its GCP code does not).
 
     Returns:
         (the emissions frame, the lines that were not estimated or used a fallback).
     """
+    keys = [*_KEYS, "machine_type"] if "machine_type" in classes.columns else _KEYS
     lines = (
         rows.with_columns(pl.col("vcpu").fill_null(-1.0).alias("_vcpu_key"))
-        .join(classes, on=_KEYS, how="left")
+        .join(classes, on=keys, how="left")
         .join(region_table(provider, rows["region"].unique().to_list()), on="region")
     )
     u = pl.col("usage_amount") * pl.col("usage_scale")
@@ -153,25 +160,35 @@ def estimate_frame(
         (tb_hours * pl.col("storage_kwh_per_tbh")).alias("_storage"),
         (u * pl.col("network_kwh_per_usage")).alias("_network"),
         (u * pl.col("embodied_t_per_usage")).alias("_embodied_t"),
-        pl.col(ratio_by).alias("_basis"),
+        # A provider that rescales the amount (GCP's mCPU) scales its ratio basis too.
+        (
+            pl.col(ratio_by) * (pl.col("usage_scale") if ratio_by == "usage_amount" else 1.0)
+        ).alias("_basis"),
     )
     use = pl.sum_horizontal("_cpu", "_gpu", "_memory", "_storage", "_network") * pl.col("pue")
     lines = lines.with_columns(
         use.alias("_use_ccf"), (pl.col("_embodied_t") / pl.col("grid_t")).alias("_emb_ccf")
     )
-    lines = _scale_unknown(lines, unknown_by_service)
+    lines = _scale_unknown(lines, unknown_by_service, ratio_embodied)
 
     parts = [
         _part(lines, "compute", "compute", "_cpu", with_cost=True),
         _part(lines, "lambda", "compute", "_cpu", with_cost=True, method="ccf:compute:lambda"),
         _part(
-            lines.filter(pl.col("gpu_kwh_per_usage") > 0),
+            lines.filter(pl.col("gpu_kwh_per_usage") > 0, pl.col("kind") != "gpu"),
             None,
             "compute",
             "_gpu",
             method="ccf:compute:gpu",
         ),
-        _part(lines.filter(pl.col("memory_kwh_per_usage") > 0), None, "memory", "_memory"),
+        _part(lines, "gpu", "compute", "_gpu", with_cost=True, method="ccf:compute:gpu"),
+        _part(
+            lines.filter(pl.col("memory_kwh_per_usage") > 0, pl.col("kind") != "memory"),
+            None,
+            "memory",
+            "_memory",
+        ),
+        _part(lines, "memory", "memory", "_memory", with_cost=True),
         _part(lines, "storage", "storage", "_storage", with_cost=True),
         _part(lines, "network", "network", "_network", with_cost=True),
         _embodied(lines.filter(pl.col("embodied_t_per_usage") > 0)),
@@ -181,11 +198,11 @@ def estimate_frame(
     return _layout(long, provider, tags), _unclassified(lines, provider)
 
 
-def _scale_unknown(lines: pl.DataFrame, by_service: bool) -> pl.DataFrame:
+def _scale_unknown(lines: pl.DataFrame, by_service: bool, embodied: bool) -> pl.DataFrame:
     known = lines.filter(pl.col("kind").is_in(_KNOWN))
     sums = [
         pl.col("_use_ccf").sum().alias("_t_use"),
-        pl.col("_emb_ccf").sum().alias("_t_emb"),
+        (pl.col("_emb_ccf").sum() if embodied else pl.lit(0.0)).alias("_t_emb"),
         pl.col("_basis").sum().alias("_t_basis"),
     ]
     by_unit = known.group_by("ccf_unit").agg(sums)

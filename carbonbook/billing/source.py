@@ -1,7 +1,10 @@
 """Reading billing exports: files, folders and globs, scanned lazily with polars.
 
-A source is a file, a folder (every `.csv`, `.csv.gz` and `.parquet` under it), a glob,
-or a list of those. Each file is scanned lazily, only the columns a convention names are
+A source is a file, a folder (every `.csv`, `.csv.gz`, `.parquet`, `.json` and `.jsonl`
+under it), a glob, or a list of those. A convention's column may name a field of a struct
+column (`service.description`) or the value of a key in a list of key/value structs
+(`system_labels[compute.googleapis.com/machine_spec]`), as BigQuery writes nested rows
+to Parquet and JSON lines. Each file is scanned lazily, only the columns a convention names are
 selected, values are parsed, and the line items are summed per (account, region,
 service, usage type, unit, vCPU, period, tags) with the streaming engine, so an export
 larger than memory works: only the sums are held.
@@ -14,7 +17,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 
@@ -31,18 +34,30 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_SUFFIXES = (".csv", ".csv.gz", ".parquet")
-TEXT_FIELDS = ("line_item_type", "service", "usage_type", "unit", "region", "account")
+_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".json", ".jsonl")
+TEXT_FIELDS = (
+    "line_item_type",
+    "service",
+    "usage_type",
+    "unit",
+    "region",
+    "account",
+    "machine_type",
+)
 NUMBER_FIELDS = ("usage_amount", "cost", "vcpu")
 TIME_FIELDS = ("start", "end")
+_PERIOD_EVERY = {"hour": "1h", "day": "1d", "month": "1mo"}
 # Naive timestamp spellings seen in exports; all are UTC.
 _NAIVE_FORMATS = (
     "%Y-%m-%dT%H:%M:%SZ",
     "%Y-%m-%dT%H:%M:%S%.fZ",
+    "%Y-%m-%d %H:%M:%S UTC",
+    "%Y-%m-%d %H:%M:%S%.f UTC",
     "%Y-%m-%d %H:%M:%S%.f",
     "%Y-%m-%d %H:%M:%S",
     "%Y-%m-%dT%H:%M:%S",
     "%Y-%m-%d",
+    "%m/%d/%Y",
 )
 _AWARE_FORMATS = ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S%.f%z")
 _UTC = pl.Datetime("us", "UTC")
@@ -62,6 +77,9 @@ class Convention:
         columns: logical field -> candidate column names, first present wins.
         optional: logical fields that may be missing.
         tag_style: how resource tag keys become column names (`legacy` or `athena`).
+        coalesced: fields whose present candidates are all read, the first non-empty
+            value winning (the others: the first present candidate).
+        period: the length of a line (`1d`) where the export has no end column.
     """
 
     name: str
@@ -69,6 +87,8 @@ class Convention:
     columns: Mapping[str, tuple[str, ...]]
     optional: frozenset[str] = field(default_factory=frozenset)
     tag_style: Literal["legacy", "athena"] = "legacy"
+    coalesced: frozenset[str] = field(default_factory=frozenset)
+    period: str | None = None
 
     def tag_column(self, key: str) -> str:
         """The column holding the resource tag `key` (e.g. `user:team`)."""
@@ -136,8 +156,11 @@ def _is_export(path: Path) -> bool:
 
 
 def _scan(path: Path) -> pl.LazyFrame:
-    if path.name.lower().endswith(".parquet"):
+    name = path.name.lower()
+    if name.endswith(".parquet"):
         return pl.scan_parquet(path)
+    if name.endswith((".json", ".jsonl")):
+        return pl.scan_ndjson(path, infer_schema_length=None)
     return pl.scan_csv(path, infer_schema=False)
 
 
@@ -156,8 +179,14 @@ def read_usage(
     line_item_types: Sequence[str] | None,
     tags: Sequence[str] = (),
     strict: bool = False,
+    period: str | None = None,
+    keep_account: bool = True,
 ) -> Usage:
     """Scan every file, parse its values and sum its line items per key and period.
+
+    The CCF estimates are linear in usage, so summing line items before estimating them
+    gives the same figures; summing to the grouping a caller asks for (`period`, and
+    whether accounts are kept apart) keeps the estimate small whatever the input size.
 
     Args:
         files: the export files.
@@ -165,6 +194,10 @@ def read_usage(
         line_item_types: the line item types to estimate (None: every row).
         tags: resource tag keys to keep as `tag:<key>` columns.
         strict: raise on the first unparseable value instead of setting the row aside.
+        period: `hour`, `day` or `month` to sum line items by that period of their start
+            (the period becomes the row's start and end), `all` to sum over the whole
+            source, or None to keep each line item's own period.
+        keep_account: keep accounts apart (False sums across accounts).
 
     Raises:
         BillingError: a required column is missing, a file cannot be read, or (strict)
@@ -180,16 +213,24 @@ def read_usage(
     if line_item_types is not None:
         kept = kept & pl.col("line_item_type").is_in(list(line_item_types))
 
-    keys = [*TEXT_FIELDS, "vcpu", "start", "end", *(f"tag:{key}" for key in tags)]
-    rows = (
-        lazy.filter(kept)
-        .group_by(keys)
-        .agg(
-            pl.col("usage_amount").sum(),
-            pl.col("cost").sum(),
-            pl.len().alias("line_items"),
+    text = [f for f in TEXT_FIELDS if keep_account or f != "account"]
+    tag_keys = [f"tag:{key}" for key in tags]
+    sums = [pl.col("usage_amount").sum(), pl.col("cost").sum(), pl.len().alias("line_items")]
+    if period is None:
+        rows = lazy.filter(kept).group_by([*text, "vcpu", "start", "end", *tag_keys]).agg(*sums)
+    else:
+        truncated = lazy.filter(kept)
+        keys: list[Any] = [*text, "vcpu", *tag_keys]
+        if period != "all":
+            keys.append(pl.col("start").dt.truncate(_PERIOD_EVERY[period]).alias("_period"))
+        rows = truncated.group_by(keys).agg(
+            *sums, pl.col("start").min().alias("_first"), pl.col("end").max()
         )
-    )
+        rows = rows.with_columns(
+            (pl.col("_period") if period != "all" else pl.col("_first")).alias("start")
+        ).drop("_period", "_first", strict=False)
+        if not keep_account:
+            rows = rows.with_columns(pl.lit("all accounts").alias("account"))
     reason = (
         pl.when(pl.col("_bad").is_not_null())
         .then(pl.format("unparseable {}", pl.col("_bad")))
@@ -238,40 +279,89 @@ def _normalised(path: Path, convention: Convention, tags: Sequence[str]) -> pl.L
         schema = scan.collect_schema()
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise BillingError(f"cannot read {path} as CSV or Parquet: {exc}") from exc
-    is_csv = not path.name.lower().endswith(".parquet")
-    where = (
-        pl.format("line {}", pl.col("_index") + 2)
-        if is_csv
-        else pl.format("row {}", pl.col("_index") + 1)
-    )
+    lower = path.name.lower()
+    if lower.endswith((".csv", ".csv.gz")):
+        where = pl.format("line {}", pl.col("_index") + 2)
+    elif lower.endswith((".json", ".jsonl")):
+        where = pl.format("line {}", pl.col("_index") + 1)
+    else:
+        where = pl.format("row {}", pl.col("_index") + 1)
     exprs: list[pl.Expr] = [pl.lit(str(path)).alias("_file"), where.alias("_where")]
-    for name, candidates in convention.columns.items():
-        column = next((c for c in candidates if c in schema), None)
-        if column is None and name not in convention.optional:
+    for name in TEXT_FIELDS + NUMBER_FIELDS + TIME_FIELDS:
+        candidates = convention.columns.get(name, ())
+        found = [(c, r) for c in candidates if (r := _resolve(c, schema)) is not None]
+        if not found and candidates and name not in convention.optional:
             wanted = " or ".join(repr(c) for c in candidates)
             raise BillingError(
                 f"{path} looks like an {convention.name} export but has no {wanted} column "
                 f"(the {name.replace('_', ' ')}); export the report with that column included"
             )
-        exprs.extend(_field(name, column, schema.get(column) if column else None))
-        exprs.append(pl.lit(column or "", pl.String).alias(f"_column_{name}"))
+        if name in convention.coalesced and len(found) > 1:
+            exprs.extend(_coalesced(name, [r for _, r in found]))
+        else:
+            exprs.extend(_field(name, *found[0][1]) if found else _missing(name))
+        exprs.append(pl.lit(found[0][0] if found else "", pl.String).alias(f"_column_{name}"))
     for key in tags:
         column = convention.tag_column(key)
         value = pl.col(column).cast(pl.String) if column in schema else pl.lit(None, pl.String)
         exprs.append(value.fill_null("").alias(f"tag:{key}"))
-    return scan.with_row_index("_index").select(exprs)
+    selected = scan.with_row_index("_index").select(exprs)
+    if convention.period is not None:
+        ends = pl.col("start").dt.offset_by(convention.period)
+        selected = selected.with_columns(pl.col("end").fill_null(ends))
+    return selected
 
 
-def _field(name: str, column: str | None, dtype: pl.DataType | None) -> list[pl.Expr]:
-    if column is None:
-        if name in NUMBER_FIELDS:
-            missing = pl.lit(None, pl.Float64)
-        elif name in TIME_FIELDS:
-            missing = pl.lit(None, _UTC)
-        else:
-            missing = pl.lit("", pl.String)
-        return [missing.alias(name), pl.lit(None, pl.String).alias(f"_raw_{name}")]
-    raw = pl.col(column)
+def _resolve(candidate: str, schema: pl.Schema) -> tuple[pl.Expr, pl.DataType] | None:
+    """The expression and type a candidate column names, or None if the file lacks it.
+
+    `a.b` is column `a.b`, else field `b` of struct column `a`; `a[k]` is the `value` of
+    the element whose `key` is `k` in list-of-struct column `a`.
+    """
+    if candidate in schema:
+        return pl.col(candidate), schema[candidate]
+    if candidate.endswith("]") and "[" in candidate:
+        column, key = candidate[:-1].split("[", 1)
+        dtype = schema.get(column)
+        if not isinstance(dtype, pl.List) or not isinstance(dtype.inner, pl.Struct):
+            return None
+        names = {f.name for f in dtype.inner.fields}
+        if not {"key", "value"} <= names:
+            return None
+        value = pl.col(column).list.eval(
+            pl.element().filter(pl.element().struct.field("key") == key).struct.field("value")
+        )
+        return value.list.first(), pl.String()
+    head, _, rest = candidate.partition(".")
+    dtype = schema.get(head)
+    expr = pl.col(head)
+    for part in rest.split(".") if rest else ():
+        if not isinstance(dtype, pl.Struct):
+            return None
+        fields: dict[str, Any] = {f.name: f.dtype for f in dtype.fields}
+        if part not in fields:
+            return None
+        expr, dtype = expr.struct.field(part), fields[part]
+    return (expr, dtype) if rest and dtype is not None else None
+
+
+def _coalesced(name: str, found: list[tuple[pl.Expr, pl.DataType]]) -> list[pl.Expr]:
+    texts = [expr.cast(pl.String) for expr, _ in found]
+    value = pl.coalesce([pl.when(t != "").then(t) for t in texts]).fill_null("")
+    return [value.alias(name), value.alias(f"_raw_{name}")]
+
+
+def _missing(name: str) -> list[pl.Expr]:
+    if name in NUMBER_FIELDS:
+        missing = pl.lit(None, pl.Float64)
+    elif name in TIME_FIELDS:
+        missing = pl.lit(None, _UTC)
+    else:
+        missing = pl.lit("", pl.String)
+    return [missing.alias(name), pl.lit(None, pl.String).alias(f"_raw_{name}")]
+
+
+def _field(name: str, raw: pl.Expr, dtype: pl.DataType | None) -> list[pl.Expr]:
     if name in TEXT_FIELDS:
         text_value = raw.cast(pl.String).fill_null("")
         return [text_value.alias(name), text_value.alias(f"_raw_{name}")]

@@ -1,4 +1,4 @@
-"""Write the small AWS billing exports the billing tests read (tests/data/billing/).
+"""Write the small billing exports the billing tests read (tests/data/billing/).
 
 Run from the repository root: `python tests/data/make_billing_data.py`. The output is
 deterministic (a seeded generator), so rerunning it changes nothing unless this script
@@ -9,13 +9,22 @@ AWS conventions:
 - aws_cur2/2024-01.parquet, aws_cur2/2024-02.parquet: CUR 2.0 headers, one file a
   month, as a folder source (the same line items as the legacy file, split by month).
 - aws_cur2_hourly.csv: the same line items with CUR 2.0 headers, as CSV.
+
+GCP: one day of hourly BigQuery billing export rows for two projects:
+
+- gcp_billing_export.csv: nested fields flattened into dotted headers
+  (`sku.description`), timestamps as BigQuery writes them (`2024-01-31 00:00:00 UTC`).
+- gcp_billing_export.jsonl and gcp_billing_export.parquet: the same rows nested, as
+  BigQuery exports them (struct columns, `system_labels` as a list of key/value pairs).
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
+import json
 import random
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -189,9 +198,215 @@ def write_parquet(path: Path, items: list[dict[str, str]]) -> None:
     frame.write_parquet(path)
 
 
+GCP_PROJECTS = ("analytics-prod-4821", "ml-sandbox-1177")
+GCP_START = datetime(2024, 1, 31, 0, 0, tzinfo=UTC)
+GCP_HOURS = 24
+GIB = 2**30
+# (service, SKU, unit, region, machine spec, usage per hour, cost per unit)
+GCP_HOURLY: tuple[tuple[str, str, str, str, str, float, float], ...] = (
+    (
+        "Compute Engine",
+        "N1 Predefined Instance Core running in Americas",
+        "seconds",
+        "us-central1",
+        "n1-standard-4",
+        4 * 3600.0,
+        0.0000088,
+    ),
+    (
+        "Compute Engine",
+        "N1 Predefined Instance Ram running in Americas",
+        "byte-seconds",
+        "us-central1",
+        "n1-standard-4",
+        15 * GIB * 3600.0,
+        1.1e-15,
+    ),
+    (
+        "Compute Engine",
+        "E2 Instance Core running in EMEA",
+        "seconds",
+        "europe-west1",
+        "e2-medium",
+        2 * 3600.0,
+        0.0000072,
+    ),
+    (
+        "Compute Engine",
+        "Nvidia Tesla V100 GPU running in Americas",
+        "seconds",
+        "us-central1",
+        "n1-standard-8",
+        3600.0,
+        0.00069,
+    ),
+    (
+        "Compute Engine",
+        "SSD backed PD Capacity",
+        "byte-seconds",
+        "us-central1",
+        "",
+        100 * GIB * 3600.0,
+        6.0e-17,
+    ),
+    (
+        "Cloud Storage",
+        "Standard Storage US Multi-region",
+        "byte-seconds",
+        "",
+        "",
+        500 * GIB * 3600.0,
+        9.2e-18,
+    ),
+    (
+        "Compute Engine",
+        "Network Internet Egress from Americas to EMEA",
+        "bytes",
+        "us-central1",
+        "",
+        2.5 * GIB,
+        1.1e-10,
+    ),
+    (
+        "Kubernetes Engine",
+        "Autopilot Pod mCPU Requests (us-central1)",
+        "seconds",
+        "us-central1",
+        "",
+        1500 * 3600.0,
+        1.3e-8,
+    ),
+)
+GCP_DAILY: tuple[tuple[str, str, str, str, str, float, float], ...] = (
+    ("Cloud Run", "CPU Allocation Time", "seconds", "us-central1", "", 5400.0, 0.000024),
+    ("Cloud Storage", "Class A Operations", "requests", "", "", 12000.0, 0.000005),
+    ("Support", "Standard Support Fee", "seconds", "", "", 1.0, 9.5),
+    ("Cloud Logging", "Log Volume", "gibibyte", "global", "", 3.0, 0.5),
+)
+
+
+def gcp_rows() -> list[dict[str, object]]:
+    """The GCP export rows, nested as BigQuery holds them."""
+    rng = random.Random(7)
+    rows: list[dict[str, object]] = []
+    for project in GCP_PROJECTS:
+        for hour in range(GCP_HOURS):
+            start = GCP_START + timedelta(hours=hour)
+            for spec in GCP_HOURLY:
+                rows.append(_gcp_row(rng, project, start, timedelta(hours=1), spec))
+        for spec in GCP_DAILY:
+            rows.append(_gcp_row(rng, project, GCP_START, timedelta(days=1), spec))
+    rows.append(
+        _gcp_row(
+            rng,
+            GCP_PROJECTS[0],
+            GCP_START,
+            timedelta(days=1),
+            ("Compute Engine", "Rounding error", "seconds", "us-central1", "", 0.0, 0.0),
+            cost_type="rounding_error",
+        )
+    )
+    return rows
+
+
+def _gcp_row(
+    rng: random.Random,
+    project: str,
+    start: datetime,
+    length: timedelta,
+    spec: tuple[str, str, str, str, str, float, float],
+    cost_type: str = "regular",
+) -> dict[str, object]:
+    service, sku, unit, region, machine, amount, price = spec
+    amount = round(amount * rng.uniform(0.8, 1.2)) if amount > 100 else amount
+    labels = (
+        [{"key": "compute.googleapis.com/machine_spec", "value": machine}] if machine else []
+    )
+    location = {"location": region or "us", "country": "US", "region": region or None}
+    return {
+        "billing_account_id": "01A2B3-C4D5E6-F7A8B9",
+        "service": {"id": "6F81-5844-456A", "description": service},
+        "sku": {"id": f"{zlib.crc32(sku.encode()):08X}", "description": sku},
+        "usage_start_time": start,
+        "usage_end_time": start + length,
+        "project": {"id": project, "name": project.rsplit("-", 1)[0]},
+        "system_labels": labels,
+        "location": location,
+        "cost": round(amount * price, 6),
+        "currency": "USD",
+        "usage": {"amount": float(amount), "unit": unit},
+        "cost_type": cost_type,
+    }
+
+
+def write_gcp_csv(path: Path, rows: list[dict[str, object]]) -> None:
+    """Write GCP rows with BigQuery's flattened, dotted headers."""
+    header = (
+        "billing_account_id",
+        "service.description",
+        "sku.description",
+        "usage_start_time",
+        "usage_end_time",
+        "project.id",
+        "compute.googleapis.com/machine_spec",
+        "location.location",
+        "location.region",
+        "cost",
+        "currency",
+        "usage.amount",
+        "usage.unit",
+        "cost_type",
+    )
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for row in rows:
+            labels = {item["key"]: item["value"] for item in row["system_labels"]}  # type: ignore[attr-defined]
+            writer.writerow(
+                (
+                    row["billing_account_id"],
+                    row["service"]["description"],  # type: ignore[index]
+                    row["sku"]["description"],  # type: ignore[index]
+                    _bq_time(row["usage_start_time"]),  # type: ignore[arg-type]
+                    _bq_time(row["usage_end_time"]),  # type: ignore[arg-type]
+                    row["project"]["id"],  # type: ignore[index]
+                    labels.get("compute.googleapis.com/machine_spec", ""),
+                    row["location"]["location"],  # type: ignore[index]
+                    row["location"]["region"] or "",  # type: ignore[index]
+                    row["cost"],
+                    row["currency"],
+                    row["usage"]["amount"],  # type: ignore[index]
+                    row["usage"]["unit"],  # type: ignore[index]
+                    row["cost_type"],
+                )
+            )
+
+
+def _bq_time(when: datetime) -> str:
+    return when.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def write_gcp_nested(folder: Path, rows: list[dict[str, object]]) -> None:
+    """Write GCP rows nested, as JSON lines (BigQuery's text) and Parquet."""
+    with (folder / "gcp_billing_export.jsonl").open("w", encoding="utf-8") as handle:
+        for row in rows:
+            text = {
+                **row,
+                "usage_start_time": _bq_time(row["usage_start_time"]),  # type: ignore[arg-type]
+                "usage_end_time": _bq_time(row["usage_end_time"]),  # type: ignore[arg-type]
+            }
+            handle.write(json.dumps(text) + "\n")
+    label = pl.Struct({"key": pl.String, "value": pl.String})
+    frame = pl.DataFrame(rows, schema_overrides={"system_labels": pl.List(label)})
+    frame.write_parquet(folder / "gcp_billing_export.parquet")
+
+
 def main() -> None:
     """Write every file under tests/data/billing/."""
     OUT.mkdir(exist_ok=True)
+    rows = gcp_rows()
+    write_gcp_csv(OUT / "gcp_billing_export.csv", rows)
+    write_gcp_nested(OUT, rows)
     items = line_items()
     write_csv(OUT / "aws_legacy_hourly.csv", items, LEGACY)
     with gzip.GzipFile(OUT / "aws_legacy_hourly.csv.gz", "wb", mtime=0) as packed:
