@@ -47,6 +47,7 @@ TEXT_FIELDS = (
 NUMBER_FIELDS = ("usage_amount", "cost", "vcpu")
 TIME_FIELDS = ("start", "end")
 _PERIOD_EVERY = {"hour": "1h", "day": "1d", "month": "1mo"}
+_SEP = "\x1f"
 # Naive timestamp spellings seen in exports; all are UTC.
 _NAIVE_FORMATS = (
     "%Y-%m-%dT%H:%M:%SZ",
@@ -203,61 +204,92 @@ def read_usage(
         BillingError: a required column is missing, a file cannot be read, or (strict)
             a value cannot be parsed; the message names the file, row and column.
     """
-    frames = [_normalised(p, conventions[p], tags) for p in files]
-    lazy = pl.concat(frames, how="vertical")
-    bad = pl.coalesce(
-        [pl.when(_is_bad(name)).then(pl.lit(name)) for name in NUMBER_FIELDS + TIME_FIELDS]
-    )
-    lazy = lazy.with_columns(bad.alias("_bad"))
+    normalised = [_normalised(p, conventions[p], tags, i) for i, p in enumerate(files)]
+    infos = [info for _, info in normalised]
+    lazy = pl.concat([frame for frame, _ in normalised], how="vertical")
     kept = pl.col("_bad").is_null()
     if line_item_types is not None:
         kept = kept & pl.col("line_item_type").is_in(list(line_item_types))
+    # One key tells a row set aside, and why; rows to estimate share a null key, so the
+    # group-by hashes as few columns as it can.
+    aside_key = (
+        pl.when(kept)
+        .then(pl.lit(None, pl.String))
+        .when(pl.col("_bad").is_not_null())
+        .then(pl.col("_bad") + pl.lit(_SEP) + pl.col("line_item_type"))
+        .otherwise(pl.lit(_SEP) + pl.col("line_item_type"))
+    )
+    lazy = lazy.with_columns(aside_key.alias("_aside"))
 
-    text = [f for f in TEXT_FIELDS if keep_account or f != "account"]
+    # One pass: line items are summed per key; the rows set aside (unparseable, or of a
+    # line item type not estimated) are summed too, keeping the first row's diagnostics.
+    constant = {"line_item_type"} | ({"account"} if not keep_account else set())
+    if not any(info.columns.get("machine_type") for info in infos):
+        constant.add("machine_type")
+    text = [f for f in TEXT_FIELDS if f not in constant]
     tag_keys = [f"tag:{key}" for key in tags]
-    sums = [pl.col("usage_amount").sum(), pl.col("cost").sum(), pl.len().alias("line_items")]
+    keys: list[Any] = [*text, "vcpu", *tag_keys, "_aside"]
     if period is None:
-        rows = lazy.filter(kept).group_by([*text, "vcpu", "start", "end", *tag_keys]).agg(*sums)
-    else:
-        truncated = lazy.filter(kept)
-        keys: list[Any] = [*text, "vcpu", *tag_keys]
-        if period != "all":
-            keys.append(pl.col("start").dt.truncate(_PERIOD_EVERY[period]).alias("_period"))
-        rows = truncated.group_by(keys).agg(
-            *sums, pl.col("start").min().alias("_first"), pl.col("end").max()
+        keys += ["start", "end"]
+    elif period != "all":
+        keys.append(pl.col("start").dt.truncate(_PERIOD_EVERY[period]).alias("_period"))
+    raws = [f"_raw_{name}" for name in NUMBER_FIELDS + TIME_FIELDS]
+    aggregates = [
+        pl.col("usage_amount").sum(),
+        pl.col("cost").sum(),
+        pl.len().alias("line_items"),
+        *(pl.col(name).first() for name in ("_file", "_index", *raws)),
+    ]
+    if period is not None:
+        aggregates += [pl.col("start").min().alias("_first"), pl.col("end").max()]
+    try:
+        summed = lazy.group_by(keys).agg(aggregates).collect(engine="streaming")
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise BillingError(f"cannot read the billing export: {exc}") from exc
+    if period is not None:
+        start = pl.col("_period") if period != "all" else pl.col("_first")
+        summed = summed.with_columns(start.alias("start")).drop(
+            "_period", "_first", strict=False
         )
-        rows = rows.with_columns(
-            (pl.col("_period") if period != "all" else pl.col("_first")).alias("start")
-        ).drop("_period", "_first", strict=False)
-        if not keep_account:
-            rows = rows.with_columns(pl.lit("all accounts").alias("account"))
+    # `_aside` is "<bad field><sep><line item type>", or "<sep><type>" for a type that
+    # is not estimated, or null for the rows to estimate.
+    parts = pl.col("_aside").str.split_exact(_SEP, 1)
+    summed = summed.with_columns(
+        parts.struct.field("field_0").replace("", None).alias("_bad"),
+        parts.struct.field("field_1").fill_null("").alias("line_item_type"),
+    )
+    if not keep_account:
+        summed = summed.with_columns(pl.lit("all accounts").alias("account"))
+    if "machine_type" in constant:
+        summed = summed.with_columns(pl.lit("").alias("machine_type"))
+
+    kept_rows = pl.col("_aside").is_null()
+    collected_rows = summed.filter(kept_rows).drop("_aside", "_bad", "_file", "_index", *raws)
     reason = (
         pl.when(pl.col("_bad").is_not_null())
         .then(pl.format("unparseable {}", pl.col("_bad")))
         .otherwise(pl.format("line item type {} is not estimated", pl.col("line_item_type")))
     )
     example = pl.format(
-        "{}, {}, column {}: value '{}'",
-        pl.col("_file"),
-        pl.col("_where"),
-        _bad_value("_column_"),
-        _bad_value("_raw_"),
+        "{}, {} {}, column {}: value '{}'",
+        _per_file(infos, lambda info: str(info.path)),
+        _per_file(infos, lambda info: info.unit),
+        pl.col("_index") + _per_file(infos, lambda info: info.first, pl.UInt32),
+        _bad_column(infos),
+        _bad_raw(),
     )
-    aside = (
-        lazy.filter(~kept)
+    collected_aside = (
+        summed.filter(~kept_rows)
+        .sort("_file", "_index")
         .with_columns(reason.alias("reason"), example.alias("example"))
         .group_by("reason", "line_item_type", "service", "usage_type", "unit", "region")
         .agg(
-            pl.len().alias("rows"),
+            pl.col("line_items").sum().alias("rows"),
             pl.col("usage_amount").sum(),
             pl.col("cost").sum(),
             pl.col("example").first(),
         )
     )
-    try:
-        collected_rows, collected_aside = pl.collect_all([rows, aside], engine="streaming")
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise BillingError(f"cannot read the billing export: {exc}") from exc
     if strict:
         _raise_on_bad(collected_aside)
     return Usage(rows=collected_rows, set_aside=collected_aside)
@@ -273,7 +305,19 @@ def _raise_on_bad(aside: pl.DataFrame) -> None:
         )
 
 
-def _normalised(path: Path, convention: Convention, tags: Sequence[str]) -> pl.LazyFrame:
+@dataclass(frozen=True)
+class _FileInfo:
+    """How to point at a row of one file in a message: its path, row unit and columns."""
+
+    path: Path
+    unit: str
+    first: int
+    columns: dict[str, str]
+
+
+def _normalised(
+    path: Path, convention: Convention, tags: Sequence[str], file_id: int
+) -> tuple[pl.LazyFrame, _FileInfo]:
     scan = _scan(path)
     try:
         schema = scan.collect_schema()
@@ -281,12 +325,15 @@ def _normalised(path: Path, convention: Convention, tags: Sequence[str]) -> pl.L
         raise BillingError(f"cannot read {path} as CSV or Parquet: {exc}") from exc
     lower = path.name.lower()
     if lower.endswith((".csv", ".csv.gz")):
-        where = pl.format("line {}", pl.col("_index") + 2)
+        unit, first = "line", 2
     elif lower.endswith((".json", ".jsonl")):
-        where = pl.format("line {}", pl.col("_index") + 1)
+        unit, first = "line", 1
     else:
-        where = pl.format("row {}", pl.col("_index") + 1)
-    exprs: list[pl.Expr] = [pl.lit(str(path)).alias("_file"), where.alias("_where")]
+        unit, first = "row", 1
+    # Diagnostics (file, row, column, raw text) are rebuilt only for the rows set aside.
+    exprs: list[pl.Expr] = [pl.lit(file_id, pl.UInt32).alias("_file")]
+    columns: dict[str, str] = {}
+    parsed_from_text: set[str] = set()
     for name in TEXT_FIELDS + NUMBER_FIELDS + TIME_FIELDS:
         candidates = convention.columns.get(name, ())
         found = [(c, r) for c in candidates if (r := _resolve(c, schema)) is not None]
@@ -298,18 +345,31 @@ def _normalised(path: Path, convention: Convention, tags: Sequence[str]) -> pl.L
             )
         if name in convention.coalesced and len(found) > 1:
             exprs.extend(_coalesced(name, [r for _, r in found]))
+            parsed_from_text.add(name)
         else:
             exprs.extend(_field(name, *found[0][1]) if found else _missing(name))
-        exprs.append(pl.lit(found[0][0] if found else "", pl.String).alias(f"_column_{name}"))
+            dtype = found[0][1][1] if found else None
+            if found and not _typed(name, dtype):
+                parsed_from_text.add(name)
+        columns[name] = found[0][0] if found else ""
     for key in tags:
         column = convention.tag_column(key)
         value = pl.col(column).cast(pl.String) if column in schema else pl.lit(None, pl.String)
         exprs.append(value.fill_null("").alias(f"tag:{key}"))
-    selected = scan.with_row_index("_index").select(exprs)
+    # Only values read as text can be malformed; typed Parquet columns cannot.
+    textual = [name for name in NUMBER_FIELDS + TIME_FIELDS if name in parsed_from_text]
+    bad = pl.coalesce(
+        [pl.lit(None, pl.String), *(pl.when(_is_bad(n)).then(pl.lit(n)) for n in textual)]
+    )
+    selected = (
+        scan.with_row_index("_index")
+        .select(pl.col("_index"), *exprs)
+        .with_columns(bad.alias("_bad"))
+    )
     if convention.period is not None:
         ends = pl.col("start").dt.offset_by(convention.period)
         selected = selected.with_columns(pl.col("end").fill_null(ends))
-    return selected
+    return selected, _FileInfo(path, unit, first, columns)
 
 
 def _resolve(candidate: str, schema: pl.Schema) -> tuple[pl.Expr, pl.DataType] | None:
@@ -348,6 +408,8 @@ def _resolve(candidate: str, schema: pl.Schema) -> tuple[pl.Expr, pl.DataType] |
 def _coalesced(name: str, found: list[tuple[pl.Expr, pl.DataType]]) -> list[pl.Expr]:
     texts = [expr.cast(pl.String) for expr, _ in found]
     value = pl.coalesce([pl.when(t != "").then(t) for t in texts]).fill_null("")
+    if name in TEXT_FIELDS:
+        return [value.alias(name)]
     return [value.alias(name), value.alias(f"_raw_{name}")]
 
 
@@ -357,25 +419,25 @@ def _missing(name: str) -> list[pl.Expr]:
     elif name in TIME_FIELDS:
         missing = pl.lit(None, _UTC)
     else:
-        missing = pl.lit("", pl.String)
+        return [pl.lit("", pl.String).alias(name)]
     return [missing.alias(name), pl.lit(None, pl.String).alias(f"_raw_{name}")]
 
 
 def _field(name: str, raw: pl.Expr, dtype: pl.DataType | None) -> list[pl.Expr]:
+    none = pl.lit(None, pl.String).alias(f"_raw_{name}")
     if name in TEXT_FIELDS:
-        text_value = raw.cast(pl.String).fill_null("")
-        return [text_value.alias(name), text_value.alias(f"_raw_{name}")]
+        return [raw.cast(pl.String).fill_null("").alias(name)]
+    if name in NUMBER_FIELDS and dtype is not None and dtype.is_numeric():
+        # A typed number is never malformed: no raw text to keep.
+        return [raw.cast(pl.Float64, strict=False).alias(name), none]
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone == "UTC" and dtype.time_unit == "us":
+            return [raw.alias(name), none]
+        zoned = raw.dt.replace_time_zone("UTC") if dtype.time_zone is None else raw
+        return [zoned.dt.convert_time_zone("UTC").cast(_UTC).alias(name), none]
     text = raw.cast(pl.String).str.strip_chars()
     if name in NUMBER_FIELDS:
-        parsed = (
-            raw.cast(pl.Float64, strict=False)
-            if dtype is not None and dtype.is_numeric()
-            else (text.cast(pl.Float64, strict=False))
-        )
-        return [parsed.alias(name), text.alias(f"_raw_{name}")]
-    if isinstance(dtype, pl.Datetime):
-        zoned = raw.dt.replace_time_zone("UTC") if dtype.time_zone is None else raw
-        parsed = zoned.dt.convert_time_zone("UTC").cast(_UTC)
+        return [text.cast(pl.Float64, strict=False).alias(name), text.alias(f"_raw_{name}")]
     else:
         attempts = [
             text.str.strptime(pl.Datetime("us"), fmt, strict=False).dt.replace_time_zone("UTC")
@@ -388,14 +450,36 @@ def _field(name: str, raw: pl.Expr, dtype: pl.DataType | None) -> list[pl.Expr]:
     return [parsed.alias(name), text.alias(f"_raw_{name}")]
 
 
+def _typed(name: str, dtype: pl.DataType | None) -> bool:
+    """Whether a column's own type already gives the field's value (no text to parse)."""
+    if name in NUMBER_FIELDS:
+        return dtype is not None and dtype.is_numeric()
+    return isinstance(dtype, pl.Datetime)
+
+
 def _is_bad(name: str) -> pl.Expr:
     raw = pl.col(f"_raw_{name}")
     return pl.col(name).is_null() & raw.is_not_null() & (raw != "")
 
 
-def _bad_value(prefix: str) -> pl.Expr:
-    """The bad column's name (`_column_`) or raw text (`_raw_`); else the line item type."""
-    value = pl.col(f"{prefix}line_item_type")
+def _per_file(infos: Sequence[_FileInfo], value: Any, dtype: Any = pl.String) -> pl.Expr:
+    """An expression giving, for each row, `value(info)` of the file the row came from."""
+    mapping = {index: value(info) for index, info in enumerate(infos)}
+    return pl.col("_file").replace_strict(mapping, return_dtype=dtype)
+
+
+def _bad_column(infos: Sequence[_FileInfo]) -> pl.Expr:
+    """The name, in its file, of the column that could not be parsed (or the type's)."""
+    value = _per_file(infos, lambda info: info.columns.get("line_item_type", ""))
     for name in NUMBER_FIELDS + TIME_FIELDS:
-        value = pl.when(pl.col("_bad") == name).then(pl.col(f"{prefix}{name}")).otherwise(value)
+        column = _per_file(infos, lambda info, name=name: info.columns.get(name, ""))
+        value = pl.when(pl.col("_bad") == name).then(column).otherwise(value)
+    return value.fill_null("")
+
+
+def _bad_raw() -> pl.Expr:
+    """The raw text that could not be parsed, or the row's line item type."""
+    value = pl.col("line_item_type")
+    for name in NUMBER_FIELDS + TIME_FIELDS:
+        value = pl.when(pl.col("_bad") == name).then(pl.col(f"_raw_{name}")).otherwise(value)
     return value.fill_null("")
