@@ -41,6 +41,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--strict", action="store_true", help="fail on the first unparseable value"
     )
+    parser.add_argument(
+        "--recommend",
+        action="store_true",
+        help="also list, per service and region, the same provider's cleaner regions",
+    )
 
 
 class _Status:
@@ -120,8 +125,31 @@ def main(args: argparse.Namespace) -> int:
             sys.stdout.write(text)
     else:
         _print_table(frame, groups, args.output)
+    if args.recommend:
+        try:
+            _print_recommendations(result.frame if not groups else None, args)
+        except BillingError as exc:
+            print(f"carbonbook billing: {exc}", file=sys.stderr)
+            return 2
     _summarise_unclassified(result.unclassified)
     return 0
+
+
+def _print_recommendations(frame: object, args: argparse.Namespace) -> None:
+    import polars as pl
+
+    from carbonbook.billing import estimate
+    from carbonbook.billing.recommend import recommendations
+
+    if frame is None:
+        frame = estimate(args.paths, args.provider, group_by=["provider", "service", "region"])
+    assert isinstance(frame, pl.DataFrame)
+    table = recommendations(frame)
+    with pl.Config(
+        tbl_rows=60, tbl_cols=12, tbl_width_chars=180, tbl_hide_dataframe_shape=True
+    ):
+        print("\nCleaner regions of the same provider (same energy, use phase only):")
+        print(table.with_columns(pl.col(pl.Float64).round(6)))
 
 
 def _print_table(frame: object, groups: list[str], output: str | None) -> None:
