@@ -3,9 +3,9 @@
     carbonbook billing exports/2026-*.csv.gz --group-by day,service,region
     carbonbook billing cur/ --format parquet --output footprint.parquet
 
-On a terminal, large inputs show a status line (files, size, elapsed time) while they are
-read. What could not be classified is summarised on standard error, so nothing is
-silently dropped.
+On a terminal, large inputs show a progress bar over their files, with the size and the
+elapsed time, while they are read. What could not be classified is summarised on
+standard error, so nothing is silently dropped.
 """
 
 from __future__ import annotations
@@ -48,32 +48,48 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
 
 
-class _Status:
-    """A one-line status on a terminal while a long read runs (nothing otherwise)."""
+class _Progress:
+    """A progress bar over the files on a terminal, and the elapsed time while they run."""
 
     def __init__(self, stream: TextIO, files: int, size_bytes: int) -> None:
         self._stream = stream
-        self._text = f"reading {files} file(s), {size_bytes / 2**30:.2f} GB"
+        self._files = files
+        self._done = 0
+        self._size = f"{size_bytes / 2**30:.2f} GB"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._start = time.monotonic()
+        self._lock = threading.Lock()
 
-    def __enter__(self) -> _Status:
-        self._thread = threading.Thread(target=self._run, name="billing-status", daemon=True)
+    def __call__(self, done: int, files: int) -> None:
+        with self._lock:
+            self._done, self._files = done, files
+        self._draw()
+
+    def _draw(self) -> None:
+        with self._lock:
+            done, files = self._done, self._files
+        width = 30
+        filled = int(width * done / files) if files else 0
+        elapsed = time.monotonic() - self._start
+        bar = "#" * filled + "-" * (width - filled)
+        self._stream.write(f"\r[{bar}] {done}/{files} files, {self._size}, {elapsed:.0f} s")
+        self._stream.flush()
+
+    def __enter__(self) -> _Progress:
+        self._thread = threading.Thread(target=self._run, name="billing-progress", daemon=True)
         self._thread.start()
         return self
 
     def _run(self) -> None:
         while not self._stop.wait(0.5):
-            elapsed = time.monotonic() - self._start
-            self._stream.write(f"\r{self._text} ... {elapsed:.0f} s")
-            self._stream.flush()
+            self._draw()
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self._stream.write("\r" + " " * 60 + "\r")
+        self._stream.write("\r" + " " * 72 + "\r")
         self._stream.flush()
 
 
@@ -102,11 +118,15 @@ def main(args: argparse.Namespace) -> int:
         files = resolve_files(args.paths)
         size = _size(files)
         show = sys.stderr.isatty() and size >= LARGE_INPUT_BYTES
-        status = _Status(sys.stderr, len(files), size) if show else None
-        if status is not None:
-            with status:
+        bar = _Progress(sys.stderr, len(files), size) if show else None
+        if bar is not None:
+            with bar:
                 result = run(
-                    args.paths, args.provider, group_by=groups or None, strict=args.strict
+                    args.paths,
+                    args.provider,
+                    group_by=groups or None,
+                    strict=args.strict,
+                    progress=bar,
                 )
         else:
             result = run(args.paths, args.provider, group_by=groups or None, strict=args.strict)

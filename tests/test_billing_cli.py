@@ -80,3 +80,36 @@ def test_grouping_early_changes_no_total(source: str, group_by: list[str]) -> No
 
     for column in ("energy_kwh", "co2e_kg", "embodied_co2e_kg", "ccf_co2e_kg", "cost"):
         assert grouped[column].sum() == pytest.approx(full[column].sum(), rel=1e-9, abs=1e-12)
+
+
+def test_progress_is_reported_per_file_and_changes_nothing() -> None:
+    from carbonbook.billing import run
+
+    calls: list[tuple[int, int]] = []
+    plain = run(DATA / "aws_cur2", group_by=["day", "service"])
+    with_bar = run(
+        DATA / "aws_cur2",
+        group_by=["day", "service"],
+        progress=lambda d, n: calls.append((d, n)),
+    )
+
+    assert calls == [(1, 2), (2, 2)]
+    for column in ("energy_kwh", "co2e_kg", "embodied_co2e_kg", "cost"):
+        assert with_bar.frame[column].sum() == pytest.approx(
+            plain.frame[column].sum(), rel=1e-9
+        )
+
+
+def test_progress_bar_draws_files_done() -> None:
+    import io
+
+    from carbonbook.billing_command import _Progress
+
+    stream = io.StringIO()
+    with _Progress(stream, 4, 3 * 2**30) as bar:
+        bar(1, 4)
+        bar(4, 4)
+
+    text = stream.getvalue()
+    assert "1/4 files, 3.00 GB" in text
+    assert "[" + "#" * 30 + "] 4/4 files" in text

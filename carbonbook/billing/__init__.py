@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, cast, get_args
@@ -111,6 +111,7 @@ def run(
     strict: bool = False,
     corrections: Sequence[Correction] = (),
     tags: Sequence[str] = (),
+    progress: Callable[[int, int], None] | None = None,
 ) -> BillingResult:
     """Estimate a billing source and report what was set aside, in one pass.
 
@@ -125,6 +126,8 @@ def run(
         strict: raise on the first unparseable value (default: set such rows aside).
         corrections: carbonbook corrections of CCF quirks (see the module docstring).
         tags: resource tag keys (`user:team`) to carry as `tag:<key>` columns.
+        progress: called with (files read, files) as the files are read (for a
+            progress bar); the result is the same.
 
     Returns:
         The frame and the unclassified summary.
@@ -157,6 +160,7 @@ def run(
         strict=strict,
         period=period,
         keep_account=group_by is None or "account" in columns,
+        progress=progress,
     )
     frame, fallback = estimate_frame(
         usage.rows,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import glob
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -182,6 +182,7 @@ def read_usage(
     strict: bool = False,
     period: str | None = None,
     keep_account: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Usage:
     """Scan every file, parse its values and sum its line items per key and period.
 
@@ -199,6 +200,8 @@ def read_usage(
             (the period becomes the row's start and end), `all` to sum over the whole
             source, or None to keep each line item's own period.
         keep_account: keep accounts apart (False sums across accounts).
+        progress: called with (files done, files) after each file; the files are then
+            read one by one and their sums combined, which gives the same result.
 
     Raises:
         BillingError: a required column is missing, a file cannot be read, or (strict)
@@ -206,7 +209,7 @@ def read_usage(
     """
     normalised = [_normalised(p, conventions[p], tags, i) for i, p in enumerate(files)]
     infos = [info for _, info in normalised]
-    lazy = pl.concat([frame for frame, _ in normalised], how="vertical")
+    frames = [frame for frame, _ in normalised]
     kept = pl.col("_bad").is_null()
     if line_item_types is not None:
         kept = kept & pl.col("line_item_type").is_in(list(line_item_types))
@@ -219,7 +222,7 @@ def read_usage(
         .then(pl.col("_bad") + pl.lit(_SEP) + pl.col("line_item_type"))
         .otherwise(pl.lit(_SEP) + pl.col("line_item_type"))
     )
-    lazy = lazy.with_columns(aside_key.alias("_aside"))
+    frames = [frame.with_columns(aside_key.alias("_aside")) for frame in frames]
 
     # One pass: line items are summed per key; the rows set aside (unparseable, or of a
     # line item type not estimated) are summed too, keeping the first row's diagnostics.
@@ -243,7 +246,11 @@ def read_usage(
     if period is not None:
         aggregates += [pl.col("start").min().alias("_first"), pl.col("end").max()]
     try:
-        summed = lazy.group_by(keys).agg(aggregates).collect(engine="streaming")
+        if progress is None or len(frames) < 2:
+            lazy = pl.concat(frames, how="vertical")
+            summed = lazy.group_by(keys).agg(aggregates).collect(engine="streaming")
+        else:
+            summed = _summed_file_by_file(frames, keys, aggregates, progress)
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise BillingError(f"cannot read the billing export: {exc}") from exc
     if period is not None:
@@ -293,6 +300,34 @@ def read_usage(
     if strict:
         _raise_on_bad(collected_aside)
     return Usage(rows=collected_rows, set_aside=collected_aside)
+
+
+def _summed_file_by_file(
+    frames: Sequence[pl.LazyFrame],
+    keys: Sequence[Any],
+    aggregates: Sequence[pl.Expr],
+    progress: Callable[[int, int], None],
+) -> pl.DataFrame:
+    """The same sums as one pass over every file, reading one file at a time."""
+    parts = []
+    for done, frame in enumerate(frames, start=1):
+        parts.append(frame.group_by(keys).agg(aggregates).collect(engine="streaming"))
+        progress(done, len(frames))
+    names = [key if isinstance(key, str) else key.meta.output_name() for key in keys]
+    combined = pl.concat(parts, how="vertical")
+    again = []
+    for column in combined.columns:
+        if column in names:
+            continue
+        if column in ("usage_amount", "cost", "line_items"):
+            again.append(pl.col(column).sum())
+        elif column == "_first":
+            again.append(pl.col(column).min())
+        elif column == "end":
+            again.append(pl.col(column).max())
+        else:
+            again.append(pl.col(column).first())
+    return combined.group_by(names, maintain_order=True).agg(again)
 
 
 def _raise_on_bad(aside: pl.DataFrame) -> None:
