@@ -18,9 +18,10 @@ included. Corrections that carbonbook offers for some quirks are opt-in, by name
   same pricing unit across all services (it never hands the service to its estimator);
   use the same service and unit first, then the unit.
 
-Providers: `aws` (Cost and Usage Reports) and `gcp` (the BigQuery billing export).
-A provider plugs in as one module exposing `PROVIDER`,
-`CONVENTIONS`, `LINE_ITEM_TYPES`, `RATIO_BY`, optionally `RATIO_EMBODIED` (default True),
+Providers: `aws` (Cost and Usage Reports), `gcp` (the BigQuery billing export) and
+`azure` (Cost Management exports). A provider plugs in as one module exposing `PROVIDER`,
+`CONVENTIONS`, `LINE_ITEM_TYPES`, `RATIO_BY`, optionally `RATIO_EMBODIED` (default True)
+and `prepare(rows)` (rewrites the summed lines before estimating, e.g. region names),
 `detect(columns)` and `classes(rows, corrections)` (see `aws`).
 """
 
@@ -63,6 +64,7 @@ Source = str | Path | Sequence[str | Path]
 _PROVIDERS = {
     "aws": "carbonbook.billing.aws",
     "gcp": "carbonbook.billing.gcp",
+    "azure": "carbonbook.billing.azure",
 }
 _PERIODS = {"hour": "1h", "day": "1d", "month": "1mo"}
 _SUMS = (
@@ -118,7 +120,7 @@ def run(
     Args:
         source: a file, folder, glob, or a list of them; CSV, .csv.gz, Parquet or JSON
             lines.
-        provider: force a provider (`aws`, `gcp`); default: detect it from the header.
+        provider: force a provider (`aws`, `gcp`, `azure`); default: detect it from the header.
         group_by: sum the frame by these columns; `hour`, `day` and `month` group by the
             period the line's start falls in. The grouped frame keeps the group columns,
             `start` (first), `end` (last) and the sums of the energy, CO2e, cost and
@@ -162,9 +164,11 @@ def run(
         keep_account=group_by is None or "account" in columns,
         progress=progress,
     )
+    prepare = getattr(module, "prepare", None)
+    rows = prepare(usage.rows) if prepare is not None else usage.rows
     frame, fallback = estimate_frame(
-        usage.rows,
-        module.classes(usage.rows, corrections),
+        rows,
+        module.classes(rows, corrections),
         provider=module.PROVIDER,
         ratio_by=module.RATIO_BY,
         unknown_by_service="unknown_same_service" in corrections,

@@ -149,6 +149,9 @@ def estimate_frame(
         .join(region_table(provider, rows["region"].unique().to_list()), on="region")
     )
     u = pl.col("usage_amount") * pl.col("usage_scale")
+    if "per_line" in lines.columns:
+        # A kind CCF sizes per billing line, ignoring the amount (Azure managed disks).
+        u = pl.when(pl.col("per_line")).then(pl.col("line_items").cast(pl.Float64)).otherwise(u)
     days = pl.col("start").dt.month_end().dt.day().cast(pl.Float64)
     tb_hours = (
         u * pl.col("tb_per_usage") * pl.when(pl.col("gb_month")).then(days).otherwise(1.0)

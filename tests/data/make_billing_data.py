@@ -16,6 +16,12 @@ GCP: one day of hourly BigQuery billing export rows for two projects:
   (`sku.description`), timestamps as BigQuery writes them (`2024-01-31 00:00:00 UTC`).
 - gcp_billing_export.jsonl and gcp_billing_export.parquet: the same rows nested, as
   BigQuery exports them (struct columns, `system_labels` as a list of key/value pairs).
+
+Azure: two weeks of daily Cost Management rows for two subscriptions, the same rows in
+both header conventions:
+
+- azure_ea_export.csv: Enterprise Agreement headers (`MeterCategory`), dates `01/31/2024`.
+- azure_mca_export.csv: MCA / actual-cost headers (`meterCategory`), dates `2024-01-31`.
 """
 
 from __future__ import annotations
@@ -401,9 +407,156 @@ def write_gcp_nested(folder: Path, rows: list[dict[str, object]]) -> None:
     frame.write_parquet(folder / "gcp_billing_export.parquet")
 
 
+AZURE_SUBSCRIPTIONS = (
+    "5f1c2e4a-8b3d-4c6e-9a7f-0d2b1e3c4a5f",
+    "a9e8d7c6-b5a4-4321-8f0e-1d2c3b4a5968",
+)
+AZURE_START = datetime(2024, 1, 25, tzinfo=UTC)
+AZURE_DAYS = 14
+# (meter category, sub category, meter name, unit, location, VM size, usage a day, unit price)
+AZURE_DAILY: tuple[tuple[str, str, str, str, str, str, float, float], ...] = (
+    ("Virtual Machines", "Dsv3 Series", "D2s v3", "1 Hour", "US East", "D2s v3", 24.0, 0.096),
+    ("Virtual Machines", "Dsv3 Series", "D4s v3", "1 Hour", "EU West", "D4s v3", 48.0, 0.192),
+    ("Virtual Machines", "Esv3 Series", "E4-2s v3", "1 Hour", "eastus", "E4-2s v3", 24.0, 0.25),
+    ("Virtual Machines", "NCSv3 Series", "NC6s v3", "1 Hour", "US East", "NC6s v3", 8.0, 3.06),
+    (
+        "Virtual Machines",
+        "Dsv3 Series Windows",
+        "D2s v3 Spot",
+        "1 Hour",
+        "US West 2",
+        "D2s v3",
+        24.0,
+        0.02,
+    ),
+    (
+        "Storage",
+        "Premium SSD Managed Disks",
+        "P10 LRS Disk",
+        "1 /Month",
+        "US East",
+        "",
+        0.0323,
+        19.71,
+    ),
+    (
+        "Storage",
+        "Standard HDD Managed Disks",
+        "S10 Disks",
+        "1 /Month",
+        "EU West",
+        "",
+        0.0323,
+        5.89,
+    ),
+    (
+        "Storage",
+        "Tiered Block Blob",
+        "Hot LRS Data Stored",
+        "1 GB/Month",
+        "US East",
+        "",
+        512.0,
+        0.0007,
+    ),
+    ("Bandwidth", "", "Data Transfer Out", "1 GB", "Zone 1", "", 25.0, 0.087),
+    ("Redis Cache", "Standard", "C1 Cache Instance", "1 Hour", "US East", "", 24.0, 0.1),
+    ("Load Balancer", "", "Standard Data Processed", "1 GB", "US East", "", 40.0, 0.005),
+    ("Azure App Service", "Basic Plan", "B1", "1/Hour", "EU West", "", 24.0, 0.075),
+    (
+        "Virtual Machines Licenses",
+        "Windows Server",
+        "2 vCPU VM License",
+        "1 Hour",
+        "US East",
+        "",
+        24.0,
+        0.0,
+    ),
+)
+AZURE_EA = (
+    "SubscriptionGuid",
+    "SubscriptionName",
+    "Date",
+    "MeterCategory",
+    "MeterSubCategory",
+    "MeterName",
+    "UnitOfMeasure",
+    "Quantity",
+    "EffectivePrice",
+    "CostInBillingCurrency",
+    "ResourceLocation",
+    "ResourceGroup",
+    "InstanceId",
+    "AdditionalInfo",
+)
+AZURE_MCA = (
+    "subscriptionId",
+    "subscriptionName",
+    "date",
+    "meterCategory",
+    "meterSubCategory",
+    "meterName",
+    "unitOfMeasure",
+    "quantity",
+    "effectivePrice",
+    "costInBillingCurrency",
+    "resourceLocation",
+    "resourceGroupName",
+    "ResourceId",
+    "additionalInfo",
+)
+
+
+def azure_rows() -> list[tuple[object, ...]]:
+    """The Azure cost export rows: (subscription, day, spec index, quantity, cost)."""
+    rng = random.Random(365)
+    rows: list[tuple[object, ...]] = []
+    for day in range(AZURE_DAYS):
+        when = AZURE_START + timedelta(days=day)
+        for number, subscription in enumerate(AZURE_SUBSCRIPTIONS):
+            for index, spec in enumerate(AZURE_DAILY):
+                if (index + number) % 5 == 4 and spec[0] == "Virtual Machines":
+                    continue  # not every size runs in every subscription
+                amount = spec[6] if spec[3] == "1 Hour" else spec[6] * rng.uniform(0.8, 1.2)
+                rows.append((subscription, when, index, round(amount, 6)))
+    return rows
+
+
+def write_azure(path: Path, names: tuple[str, ...], date_format: str) -> None:
+    """Write the Azure rows with one convention's headers and date spelling."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(names)
+        for subscription, when, index, amount in azure_rows():
+            category, sub, meter, unit, location, size, _, price = AZURE_DAILY[index]  # type: ignore[index]
+            group = f"rg-{category.split()[0].lower()}"
+            info = json.dumps({"ServiceType": size, "VCPUs": 2}) if size else ""
+            writer.writerow(
+                (
+                    subscription,
+                    "Production" if subscription == AZURE_SUBSCRIPTIONS[0] else "Research",
+                    when.strftime(date_format),  # type: ignore[attr-defined]
+                    category,
+                    sub,
+                    meter,
+                    unit,
+                    amount,
+                    price,
+                    round(amount * price, 8),  # type: ignore[operator]
+                    location,
+                    group,
+                    f"/subscriptions/{subscription}/resourceGroups/{group}/providers/x/{index}",
+                    info,
+                )
+            )
+
+
 def main() -> None:
     """Write every file under tests/data/billing/."""
     OUT.mkdir(exist_ok=True)
+    write_azure(OUT / "azure_ea_export.csv", AZURE_EA, "%m/%d/%Y")
+    write_azure(OUT / "azure_mca_export.csv", AZURE_MCA, "%Y-%m-%d")
     rows = gcp_rows()
     write_gcp_csv(OUT / "gcp_billing_export.csv", rows)
     write_gcp_nested(OUT, rows)
