@@ -42,6 +42,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--strict", action="store_true", help="fail on the first unparseable value"
     )
     parser.add_argument(
+        "--intensity",
+        metavar="PROVIDER",
+        help="hourly grid intensity from electricitymaps, watttime, ukgrid or auto "
+        "(the configured providers) instead of CCF's static factors",
+    )
+    parser.add_argument(
         "--recommend",
         action="store_true",
         help="also list, per service and region, the same provider's cleaner regions",
@@ -107,6 +113,7 @@ def main(args: argparse.Namespace) -> int:
     """Run `carbonbook billing`; returns the exit status."""
     from carbonbook.billing import BillingError, run
     from carbonbook.billing.source import resolve_files
+    from carbonbook.errors import CarbonbookError
 
     groups = [g.strip() for g in args.group_by.split(",") if g.strip()] if args.group_by else []
     if args.format == "table" and not groups:
@@ -127,10 +134,17 @@ def main(args: argparse.Namespace) -> int:
                     group_by=groups or None,
                     strict=args.strict,
                     progress=bar,
+                    intensity=args.intensity,
                 )
         else:
-            result = run(args.paths, args.provider, group_by=groups or None, strict=args.strict)
-    except BillingError as exc:
+            result = run(
+                args.paths,
+                args.provider,
+                group_by=groups or None,
+                strict=args.strict,
+                intensity=args.intensity,
+            )
+    except CarbonbookError as exc:
         print(f"carbonbook billing: {exc}", file=sys.stderr)
         return 2
 

@@ -37,6 +37,8 @@ from typing import Literal, Protocol, cast, get_args
 import polars as pl
 
 from carbonbook.billing.frame import UNCLASSIFIED_COLUMNS, estimate_frame
+from carbonbook.billing.recommend import recommendations
+from carbonbook.billing.regrid import with_provider_intensity
 from carbonbook.billing.source import (
     BillingError,
     Convention,
@@ -51,8 +53,10 @@ __all__ = [
     "BillingResult",
     "Correction",
     "estimate",
+    "recommendations",
     "run",
     "unclassified",
+    "with_provider_intensity",
 ]
 
 logger = logging.getLogger(__name__)
@@ -114,6 +118,7 @@ def run(
     corrections: Sequence[Correction] = (),
     tags: Sequence[str] = (),
     progress: Callable[[int, int], None] | None = None,
+    intensity: str | None = None,
 ) -> BillingResult:
     """Estimate a billing source and report what was set aside, in one pass.
 
@@ -130,6 +135,9 @@ def run(
         tags: resource tag keys (`user:team`) to carry as `tag:<key>` columns.
         progress: called with (files read, files) as the files are read (for a
             progress bar); the result is the same.
+        intensity: None for CCF's static grid factors; a provider name
+            (`electricitymaps`, `watttime`, `ukgrid`) or `auto` (the configured ones) for
+            hourly intensity of each region's grid (see `with_provider_intensity`).
 
     Returns:
         The frame and the unclassified summary.
@@ -154,6 +162,9 @@ def run(
         # line's month.
         asked = [name for name in ("hour", "day", "month") if name in columns]
         period = asked[0] if asked else "month"
+        if intensity is not None:
+            # Hourly intensity needs each line's own hours.
+            period = "hour"
     usage = read_usage(
         files,
         conventions,
@@ -196,6 +207,10 @@ def run(
             "see carbonbook.billing.unclassified()",
             summary.height,
         )
+    if intensity is not None:
+        frame = with_provider_intensity(
+            frame, provider=None if intensity == "auto" else intensity
+        )
     if group_by is not None:
         frame = _group(frame, columns)
     return BillingResult(frame=frame, unclassified=summary.sort("cost", descending=True))
@@ -209,6 +224,7 @@ def estimate(
     strict: bool = False,
     corrections: Sequence[Correction] = (),
     tags: Sequence[str] = (),
+    intensity: str | None = None,
 ) -> pl.DataFrame:
     """Energy and CO2e of a billing export, one row per billing line and usage kind.
 
@@ -222,7 +238,13 @@ def estimate(
         BillingError: see `run`.
     """
     return run(
-        source, provider, group_by=group_by, strict=strict, corrections=corrections, tags=tags
+        source,
+        provider,
+        group_by=group_by,
+        strict=strict,
+        corrections=corrections,
+        tags=tags,
+        intensity=intensity,
     ).frame
 
 
