@@ -14,13 +14,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import cache
 
 import polars as pl
 
 from carbonbook.billing import ccf
 from carbonbook.billing.ccf import InstanceType
+from carbonbook.billing.classification import Classification
 from carbonbook.billing.frame import CLASS_FIELDS, CLASS_SCHEMA
 from carbonbook.billing.source import Convention
 
@@ -97,34 +97,6 @@ def detect(columns: Sequence[str]) -> Convention | None:
         if convention.marker in present:
             return convention
     return None
-
-
-@dataclass
-class Classification:
-    """What CCF does with one kind of AWS row, per unit of (cleaned) usage amount.
-
-    `kind` is `compute`, `lambda`, `storage`, `network`, `unknown`, or `skip` (no estimate;
-    `reason` says why). Energies are CCF's (PUE and replication included) before the PUE
-    and grid factor of the row's region are applied: `*_kwh_per_usage` figures are kWh per
-    usage unit before PUE, i.e. at the meter.
-    """
-
-    kind: str
-    unit: str
-    reason: str = ""
-    usage_scale: float = 1.0
-    instance_type: str = ""
-    cpu_kwh_per_usage: float = 0.0
-    gpu_kwh_per_usage: float = 0.0
-    memory_kwh_per_usage: float = 0.0
-    storage_kwh_per_tbh: float = 0.0
-    tb_per_usage: float = 0.0
-    gb_month: bool = False
-    network_kwh_per_usage: float = 0.0
-    embodied_t_per_usage: float = 0.0
-    medium: str = ""
-    replication: float = 1.0
-    coefficients: str = ""
 
 
 def classify(

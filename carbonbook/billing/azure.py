@@ -24,7 +24,6 @@ import csv
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
@@ -32,6 +31,7 @@ import polars as pl
 
 from carbonbook.billing import ccf
 from carbonbook.billing.ccf import InstanceType
+from carbonbook.billing.classification import Classification
 from carbonbook.billing.frame import CLASS_FIELDS, CLASS_SCHEMA
 from carbonbook.billing.source import Convention
 
@@ -118,35 +118,6 @@ def _region_aliases() -> dict[str, str]:
     text = resources.files("carbonbook.data").joinpath("region_aliases.csv")
     rows = csv.DictReader(text.read_text(encoding="utf-8").splitlines())
     return {r["alias"]: r["canonical_region"] for r in rows if r["provider"] == PROVIDER}
-
-
-@dataclass
-class Classification:
-    """What CCF does with one kind of Azure row, per unit of quantity.
-
-    `kind` is `compute`, `memory`, `storage`, `network`, `unknown`, or `skip` (no
-    estimate; `reason` says why). Energies are kWh per usage unit at the meter (before
-    PUE), replication included where CCF applies it; embodied in tonnes per usage unit.
-    With `per_line`, the figures are per billing line instead (the quantity is ignored).
-    """
-
-    kind: str
-    unit: str
-    reason: str = ""
-    usage_scale: float = 1.0
-    instance_type: str = ""
-    cpu_kwh_per_usage: float = 0.0
-    gpu_kwh_per_usage: float = 0.0
-    memory_kwh_per_usage: float = 0.0
-    storage_kwh_per_tbh: float = 0.0
-    tb_per_usage: float = 0.0
-    gb_month: bool = False
-    network_kwh_per_usage: float = 0.0
-    embodied_t_per_usage: float = 0.0
-    medium: str = ""
-    replication: float = 1.0
-    coefficients: str = ""
-    per_line: bool = False
 
 
 def classify(service: str, usage_type: str, unit: str) -> Classification:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
@@ -25,6 +24,7 @@ import polars as pl
 
 from carbonbook.billing import ccf
 from carbonbook.billing.ccf import InstanceType
+from carbonbook.billing.classification import Classification
 from carbonbook.billing.frame import CLASS_FIELDS, CLASS_SCHEMA
 from carbonbook.billing.source import Convention
 
@@ -99,33 +99,6 @@ def detect(columns: Sequence[str]) -> Convention | None:
     flattened = bool({"sku.description", "sku_description"} & present)
     nested = {"sku", "service", "usage_start_time"} <= present
     return CONVENTIONS[0] if flattened or nested else None
-
-
-@dataclass
-class Classification:
-    """What CCF does with one kind of GCP row, per unit of usage amount.
-
-    `kind` is `compute`, `gpu`, `memory`, `storage`, `network`, `unknown`, or `skip` (no
-    estimate; `reason` says why). Energies are kWh per usage unit at the meter (before
-    PUE), replication included where CCF applies it; embodied in tonnes per usage unit.
-    """
-
-    kind: str
-    unit: str
-    reason: str = ""
-    usage_scale: float = 1.0
-    instance_type: str = ""
-    cpu_kwh_per_usage: float = 0.0
-    gpu_kwh_per_usage: float = 0.0
-    memory_kwh_per_usage: float = 0.0
-    storage_kwh_per_tbh: float = 0.0
-    tb_per_usage: float = 0.0
-    gb_month: bool = False
-    network_kwh_per_usage: float = 0.0
-    embodied_t_per_usage: float = 0.0
-    medium: str = ""
-    replication: float = 1.0
-    coefficients: str = ""
 
 
 def classify(service: str, usage_type: str, unit: str, machine_type: str) -> Classification:

@@ -41,7 +41,7 @@ def with_provider_intensity(
     import polars as pl
 
     from carbonbook.intensity.service import build_chain, points_frame, warn_once
-    from carbonbook.model.emissions import split_across_periods
+    from carbonbook.model.emissions import SERIES_COLUMNS, split_across_periods
 
     chain = chain or build_chain(provider)
     use = frame.filter(pl.col("usage_kind") != "embodied")
@@ -67,17 +67,7 @@ def with_provider_intensity(
         covered.select("record_id", "usage_kind"), on=["record_id", "usage_kind"], how="anti"
     )
     # The provider's intensity columns replace CCF's.
-    columns = [
-        "intensity_start",
-        "intensity_end",
-        "intensity_g_per_kwh",
-        "intensity_provider",
-        "intensity_zone",
-        "factor_type",
-        "signal",
-        "intensity_estimated",
-        "intensity_note",
-    ]
+    columns = list(SERIES_COLUMNS[1:])
     rows = covered.drop([c for c in columns if c in covered.columns]).with_columns(
         pl.col("energy_kwh").alias("_row_energy")
     )

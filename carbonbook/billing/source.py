@@ -21,6 +21,17 @@ from typing import Any, Literal
 
 import polars as pl
 
+from carbonbook.billing.fields import (
+    NUMBER_FIELDS,
+    TEXT_FIELDS,
+    TIME_FIELDS,
+    coalesced_field,
+    is_bad,
+    missing,
+    read_field,
+    resolve,
+    typed,
+)
 from carbonbook.errors import CarbonbookError
 
 __all__ = [
@@ -34,34 +45,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".json", ".jsonl")
-TEXT_FIELDS = (
-    "line_item_type",
-    "service",
-    "usage_type",
-    "unit",
-    "region",
-    "account",
-    "machine_type",
-)
-NUMBER_FIELDS = ("usage_amount", "cost", "vcpu")
-TIME_FIELDS = ("start", "end")
 _PERIOD_EVERY = {"hour": "1h", "day": "1d", "month": "1mo"}
 _SEP = "\x1f"
-# Naive timestamp spellings seen in exports; all are UTC.
-_NAIVE_FORMATS = (
-    "%Y-%m-%dT%H:%M:%SZ",
-    "%Y-%m-%dT%H:%M:%S%.fZ",
-    "%Y-%m-%d %H:%M:%S UTC",
-    "%Y-%m-%d %H:%M:%S%.f UTC",
-    "%Y-%m-%d %H:%M:%S%.f",
-    "%Y-%m-%d %H:%M:%S",
-    "%Y-%m-%dT%H:%M:%S",
-    "%Y-%m-%d",
-    "%m/%d/%Y",
-)
-_AWARE_FORMATS = ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S%.f%z")
-_UTC = pl.Datetime("us", "UTC")
+_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".json", ".jsonl")
 
 
 class BillingError(CarbonbookError):
@@ -371,7 +357,7 @@ def _normalised(
     parsed_from_text: set[str] = set()
     for name in TEXT_FIELDS + NUMBER_FIELDS + TIME_FIELDS:
         candidates = convention.columns.get(name, ())
-        found = [(c, r) for c in candidates if (r := _resolve(c, schema)) is not None]
+        found = [(c, r) for c in candidates if (r := resolve(c, schema)) is not None]
         if not found and candidates and name not in convention.optional:
             wanted = " or ".join(repr(c) for c in candidates)
             raise BillingError(
@@ -379,12 +365,12 @@ def _normalised(
                 f"(the {name.replace('_', ' ')}); export the report with that column included"
             )
         if name in convention.coalesced and len(found) > 1:
-            exprs.extend(_coalesced(name, [r for _, r in found]))
+            exprs.extend(coalesced_field(name, [r for _, r in found]))
             parsed_from_text.add(name)
         else:
-            exprs.extend(_field(name, *found[0][1]) if found else _missing(name))
+            exprs.extend(read_field(name, *found[0][1]) if found else missing(name))
             dtype = found[0][1][1] if found else None
-            if found and not _typed(name, dtype):
+            if found and not typed(name, dtype):
                 parsed_from_text.add(name)
         columns[name] = found[0][0] if found else ""
     for key in tags:
@@ -394,7 +380,7 @@ def _normalised(
     # Only values read as text can be malformed; typed Parquet columns cannot.
     textual = [name for name in NUMBER_FIELDS + TIME_FIELDS if name in parsed_from_text]
     bad = pl.coalesce(
-        [pl.lit(None, pl.String), *(pl.when(_is_bad(n)).then(pl.lit(n)) for n in textual)]
+        [pl.lit(None, pl.String), *(pl.when(is_bad(n)).then(pl.lit(n)) for n in textual)]
     )
     selected = (
         scan.with_row_index("_index")
@@ -405,96 +391,6 @@ def _normalised(
         ends = pl.col("start").dt.offset_by(convention.period)
         selected = selected.with_columns(pl.col("end").fill_null(ends))
     return selected, _FileInfo(path, unit, first, columns)
-
-
-def _resolve(candidate: str, schema: pl.Schema) -> tuple[pl.Expr, pl.DataType] | None:
-    """The expression and type a candidate column names, or None if the file lacks it.
-
-    `a.b` is column `a.b`, else field `b` of struct column `a`; `a[k]` is the `value` of
-    the element whose `key` is `k` in list-of-struct column `a`.
-    """
-    if candidate in schema:
-        return pl.col(candidate), schema[candidate]
-    if candidate.endswith("]") and "[" in candidate:
-        column, key = candidate[:-1].split("[", 1)
-        dtype = schema.get(column)
-        if not isinstance(dtype, pl.List) or not isinstance(dtype.inner, pl.Struct):
-            return None
-        names = {f.name for f in dtype.inner.fields}
-        if not {"key", "value"} <= names:
-            return None
-        value = pl.col(column).list.eval(
-            pl.element().filter(pl.element().struct.field("key") == key).struct.field("value")
-        )
-        return value.list.first(), pl.String()
-    head, _, rest = candidate.partition(".")
-    dtype = schema.get(head)
-    expr = pl.col(head)
-    for part in rest.split(".") if rest else ():
-        if not isinstance(dtype, pl.Struct):
-            return None
-        fields: dict[str, Any] = {f.name: f.dtype for f in dtype.fields}
-        if part not in fields:
-            return None
-        expr, dtype = expr.struct.field(part), fields[part]
-    return (expr, dtype) if rest and dtype is not None else None
-
-
-def _coalesced(name: str, found: list[tuple[pl.Expr, pl.DataType]]) -> list[pl.Expr]:
-    texts = [expr.cast(pl.String) for expr, _ in found]
-    value = pl.coalesce([pl.when(t != "").then(t) for t in texts]).fill_null("")
-    if name in TEXT_FIELDS:
-        return [value.alias(name)]
-    return [value.alias(name), value.alias(f"_raw_{name}")]
-
-
-def _missing(name: str) -> list[pl.Expr]:
-    if name in NUMBER_FIELDS:
-        missing = pl.lit(None, pl.Float64)
-    elif name in TIME_FIELDS:
-        missing = pl.lit(None, _UTC)
-    else:
-        return [pl.lit("", pl.String).alias(name)]
-    return [missing.alias(name), pl.lit(None, pl.String).alias(f"_raw_{name}")]
-
-
-def _field(name: str, raw: pl.Expr, dtype: pl.DataType | None) -> list[pl.Expr]:
-    none = pl.lit(None, pl.String).alias(f"_raw_{name}")
-    if name in TEXT_FIELDS:
-        return [raw.cast(pl.String).fill_null("").alias(name)]
-    if name in NUMBER_FIELDS and dtype is not None and dtype.is_numeric():
-        # A typed number is never malformed: no raw text to keep.
-        return [raw.cast(pl.Float64, strict=False).alias(name), none]
-    if isinstance(dtype, pl.Datetime):
-        if dtype.time_zone == "UTC" and dtype.time_unit == "us":
-            return [raw.alias(name), none]
-        zoned = raw.dt.replace_time_zone("UTC") if dtype.time_zone is None else raw
-        return [zoned.dt.convert_time_zone("UTC").cast(_UTC).alias(name), none]
-    text = raw.cast(pl.String).str.strip_chars()
-    if name in NUMBER_FIELDS:
-        return [text.cast(pl.Float64, strict=False).alias(name), text.alias(f"_raw_{name}")]
-    else:
-        attempts = [
-            text.str.strptime(pl.Datetime("us"), fmt, strict=False).dt.replace_time_zone("UTC")
-            for fmt in _NAIVE_FORMATS
-        ] + [
-            text.str.strptime(pl.Datetime("us", "UTC"), fmt, strict=False)
-            for fmt in _AWARE_FORMATS
-        ]
-        parsed = pl.coalesce(attempts)
-    return [parsed.alias(name), text.alias(f"_raw_{name}")]
-
-
-def _typed(name: str, dtype: pl.DataType | None) -> bool:
-    """Whether a column's own type already gives the field's value (no text to parse)."""
-    if name in NUMBER_FIELDS:
-        return dtype is not None and dtype.is_numeric()
-    return isinstance(dtype, pl.Datetime)
-
-
-def _is_bad(name: str) -> pl.Expr:
-    raw = pl.col(f"_raw_{name}")
-    return pl.col(name).is_null() & raw.is_not_null() & (raw != "")
 
 
 def _per_file(infos: Sequence[_FileInfo], value: Any, dtype: Any = pl.String) -> pl.Expr:
