@@ -158,11 +158,6 @@ class Journal:
             ) from exc
         self._written = 0
 
-    @property
-    def written(self) -> int:
-        """How many records were appended since the journal was last emptied."""
-        return self._written
-
     def append(self, record: CellRecord | tuple[object, ...]) -> None:
         """Append one record (or its row); once this returns it survives a killed process.
 

@@ -21,7 +21,8 @@ import polars as pl
 from carbonbook.billing import ccf
 from carbonbook.billing.ccf import InstanceType
 from carbonbook.billing.classification import Classification
-from carbonbook.billing.frame import CLASS_FIELDS, CLASS_SCHEMA
+from carbonbook.billing.classification import number_text as _num
+from carbonbook.billing.frame import CLASS_SCHEMA, class_row
 from carbonbook.billing.source import Convention
 
 __all__ = [
@@ -419,10 +420,6 @@ def _ends_or_contains(patterns: Sequence[str], text: str) -> bool:
     return any(pattern in text for pattern in patterns)
 
 
-def _num(value: float) -> str:
-    return f"{value:.10g}"
-
-
 def classes(rows: pl.DataFrame, corrections: Sequence[str]) -> pl.DataFrame:
     """Classify every distinct (service, usage type, unit, vCPU) of the summed lines.
 
@@ -433,13 +430,10 @@ def classes(rows: pl.DataFrame, corrections: Sequence[str]) -> pl.DataFrame:
     records = []
     for service, usage_type, unit, vcpu in distinct.iter_rows():
         found = classify(service, usage_type, unit, vcpu, corrections=corrections)
-        record = {name: getattr(found, name) for name in CLASS_FIELDS}
-        record.update(
-            service=service,
-            usage_type=usage_type,
-            unit=unit,
-            _vcpu_key=-1.0 if vcpu is None else vcpu,
-            ccf_unit=found.unit,
+        vcpu_key = -1.0 if vcpu is None else vcpu
+        records.append(
+            class_row(
+                found, service=service, usage_type=usage_type, unit=unit, _vcpu_key=vcpu_key
+            )
         )
-        records.append(record)
     return pl.DataFrame(records, schema=CLASS_SCHEMA)

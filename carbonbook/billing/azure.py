@@ -32,7 +32,8 @@ import polars as pl
 from carbonbook.billing import ccf
 from carbonbook.billing.ccf import InstanceType
 from carbonbook.billing.classification import Classification
-from carbonbook.billing.frame import CLASS_FIELDS, CLASS_SCHEMA
+from carbonbook.billing.classification import number_text as _num
+from carbonbook.billing.frame import CLASS_SCHEMA, class_row
 from carbonbook.billing.source import Convention
 
 __all__ = [
@@ -321,7 +322,11 @@ def _storage(service: str, meter: str, unit: str) -> Classification:
             size_gb = registry.get(meter.replace(" Registry Unit", "", 1))
         if size_gb is None:
             return Classification("skip", unit, reason="disk or registry tier CCF cannot size")
-        per_line, tb_per_usage, basis = True, size_gb * daily_tb, f"tier_gb={_num(size_gb)}"
+        per_line, tb_per_usage, basis = (
+            True,
+            size_gb * daily_tb,
+            f"tier_gb={_num(size_gb)}",
+        )
     else:
         tb_per_usage, basis = daily_tb, "gb/1000*24"
     if ssd:
@@ -404,10 +409,6 @@ def _gpu_types() -> dict[str, InstanceType]:
     return found
 
 
-def _num(value: float) -> str:
-    return f"{value:.10g}"
-
-
 def classes(rows: pl.DataFrame, corrections: Sequence[str]) -> pl.DataFrame:
     """Classify every distinct (meter category, meter name, unit) of the summed lines.
 
@@ -423,14 +424,14 @@ def classes(rows: pl.DataFrame, corrections: Sequence[str]) -> pl.DataFrame:
     records = []
     for service, usage_type, unit in distinct.iter_rows():
         found = classify(service, usage_type, unit)
-        record: dict[str, object] = {name: getattr(found, name) for name in CLASS_FIELDS}
-        record.update(
-            service=service,
-            usage_type=usage_type,
-            unit=unit,
-            _vcpu_key=-1.0,
-            ccf_unit=found.unit,
-            per_line=found.per_line,
+        records.append(
+            class_row(
+                found,
+                service=service,
+                usage_type=usage_type,
+                unit=unit,
+                _vcpu_key=-1.0,
+                per_line=found.per_line,
+            )
         )
-        records.append(record)
     return pl.DataFrame(records, schema={**CLASS_SCHEMA, "per_line": pl.Boolean})

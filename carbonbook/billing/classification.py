@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Classification"]
+__all__ = ["Classification", "number_text"]
 
 
 @dataclass
@@ -41,3 +41,8 @@ class Classification:
     replication: float = 1.0
     coefficients: str = ""
     per_line: bool = False
+
+
+def number_text(value: float) -> str:
+    """A coefficient as it is written into a row's `coefficients` text."""
+    return f"{value:.10g}"

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from carbonbook.billing import ccf
+from carbonbook.billing.classification import Classification
 from carbonbook.model.schema import EMISSIONS_COLUMNS, emissions_schema
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "CLASS_FIELDS",
     "CLASS_SCHEMA",
     "UNCLASSIFIED_COLUMNS",
+    "class_row",
     "estimate_frame",
     "region_table",
 ]
@@ -95,6 +97,16 @@ CLASS_SCHEMA: dict[str, type[pl.DataType]] = {
     "ccf_unit": _TEXT,
     **CLASS_FIELDS,
 }
+
+
+def class_row(found: Classification, **keys: object) -> dict[str, object]:
+    """One row of a provider's classification table: the figures of `found`, CCF's unit,
+    and the key columns it was classified under."""
+    row: dict[str, object] = {name: getattr(found, name) for name in CLASS_FIELDS}
+    row.update(keys, ccf_unit=found.unit)
+    return row
+
+
 # Kinds whose energy counts as known usage; `memory` and `gpu` are lines of their own
 # (GCP bills RAM and GPUs as separate SKUs).
 _KNOWN = ("compute", "storage", "network", "memory", "gpu")

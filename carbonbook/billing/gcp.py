@@ -25,7 +25,8 @@ import polars as pl
 from carbonbook.billing import ccf
 from carbonbook.billing.ccf import InstanceType
 from carbonbook.billing.classification import Classification
-from carbonbook.billing.frame import CLASS_FIELDS, CLASS_SCHEMA
+from carbonbook.billing.classification import number_text as _num
+from carbonbook.billing.frame import CLASS_SCHEMA, class_row
 from carbonbook.billing.source import Convention
 
 __all__ = [
@@ -249,7 +250,10 @@ def _embodied_per_second(machine_type: str) -> tuple[float, str]:
         largest_vcpus=largest,
         lifespan_h=table.number(PROVIDER, "SERVER_EXPECTED_LIFESPAN"),
     )
-    return per_second, f"embodied_t={_num(server_t)} largest_vcpus={_num(largest)}"
+    return (
+        per_second,
+        f"embodied_t={_num(server_t)} largest_vcpus={_num(largest)}",
+    )
 
 
 def _member(source: str, family: str | None, machine_type: str) -> InstanceType | None:
@@ -309,10 +313,6 @@ def _storage(service: str, usage_type: str) -> Classification:
     )
 
 
-def _num(value: float) -> str:
-    return f"{value:.10g}"
-
-
 def classes(rows: pl.DataFrame, corrections: Sequence[str]) -> pl.DataFrame:
     """Classify every distinct (service, SKU, unit, machine type) of the summed lines.
 
@@ -328,14 +328,14 @@ def classes(rows: pl.DataFrame, corrections: Sequence[str]) -> pl.DataFrame:
     records = []
     for service, usage_type, unit, machine_type in distinct.iter_rows():
         found = classify(service, usage_type, unit, machine_type)
-        record = {name: getattr(found, name) for name in CLASS_FIELDS}
-        record.update(
-            service=service,
-            usage_type=usage_type,
-            unit=unit,
-            _vcpu_key=-1.0,
-            ccf_unit=found.unit,
-            machine_type=machine_type,
+        records.append(
+            class_row(
+                found,
+                service=service,
+                usage_type=usage_type,
+                unit=unit,
+                _vcpu_key=-1.0,
+                machine_type=machine_type,
+            )
         )
-        records.append(record)
     return pl.DataFrame(records, schema={**CLASS_SCHEMA, "machine_type": pl.String})

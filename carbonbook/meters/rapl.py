@@ -308,14 +308,6 @@ class RaplMeter:
             result[domain] = EnergyDelta.exact(energy_j, energy_j * share)
         return result
 
-    def read_raw_uj(self) -> dict[str, int]:
-        """Current counter values by zone id, unwrapped by nothing (for diagnostics)."""
-        return {
-            c.zone.zone_id: value
-            for c in self._counters
-            if (value := self._read_counter(c)) is not None
-        }
-
     def _read_counter(self, counter: _Counter) -> int | None:
         try:
             return _parse_uj(self._reader.read(counter.handle))
@@ -360,13 +352,6 @@ class RaplMeter:
             self._reader.close(counter.handle)
         self._counters = []
         self._groups = {}
-
-
-def describe_unavailable(result: RaplOpenResult) -> str:
-    """A one-paragraph explanation of why RAPL is not read, for logs and `doctor`."""
-    if result.meter is not None:
-        return ""
-    return result.reason or "RAPL is not available"
 
 
 def require_rapl(result: RaplOpenResult) -> RaplMeter:

@@ -47,27 +47,8 @@ SERIES_COLUMNS: tuple[str, ...] = (
     "intensity_note",
 )
 
-_USAGE_COLUMNS = (
-    "source",
-    "record_id",
-    "start",
-    "end",
-    "zone",
-    "notebook",
-    "label",
-    "execution_count",
-    "provider",
-    "account",
-    "service",
-    "region",
-    "usage_kind",
-    "energy_kwh",
-    "energy_lower_kwh",
-    "energy_upper_kwh",
-    "energy_kind",
-    "method",
-    "pue",
-)
+# The schema's columns that say what ran on the billing side; notebook rows leave them empty.
+_BILLING_WHAT = ("provider", "account", "service", "region", "usage_kind")
 
 
 def usage_frame(records: Sequence[CellRecord] | pl.DataFrame) -> pl.DataFrame:
@@ -93,7 +74,7 @@ def usage_frame(records: Sequence[CellRecord] | pl.DataFrame) -> pl.DataFrame:
         pl.col("notebook_path").alias("notebook"),
         pl.col("label"),
         pl.col("execution_count").cast(pl.Int64),
-        *(pl.lit(None, schema[name]).alias(name) for name in _USAGE_COLUMNS[8:13]),
+        *(pl.lit(None, schema[name]).alias(name) for name in _BILLING_WHAT),
         (pl.col("energy_j") / JOULES_PER_KWH).alias("energy_kwh"),
         (pl.col("energy_lower_j") / JOULES_PER_KWH).alias("energy_lower_kwh"),
         (pl.col("energy_upper_j") / JOULES_PER_KWH).alias("energy_upper_kwh"),
