@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from traitlets.config import Config
@@ -172,7 +173,7 @@ def test_status_zone_summary_and_help(shell: InteractiveShell) -> None:
     assert rows[1][1].startswith("s = sorted")
     assert rows[-1][0] == "total"
     assert "%%carbon" in helptext
-    with pytest.raises(Exception, match="unknown command"):
+    with pytest.raises(UsageError, match="unknown command"):
         shell.run_line_magic("carbon", "bogus")
 
 

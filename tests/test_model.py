@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -201,7 +202,7 @@ def test_market_based_follows_the_precedence() -> None:
     assert basis["es"].startswith("no residual mix declared")
 
 
-def test_bad_instruments_say_what_is_wrong(tmp_path: object) -> None:
+def test_bad_instruments_say_what_is_wrong() -> None:
     with pytest.raises(InstrumentsError, match="share"):
         Instruments(certificates=(Certificate("DE", 1.2),)).validate()
     with pytest.raises(InstrumentsError, match="more than all"):
@@ -210,10 +211,8 @@ def test_bad_instruments_say_what_is_wrong(tmp_path: object) -> None:
         Instruments.from_mapping({"certificates": [{"zone": "DE"}]})
 
 
-def test_instruments_from_toml(tmp_path: object) -> None:
-    from pathlib import Path
-
-    path = Path(str(tmp_path)) / "instruments.toml"
+def test_instruments_from_toml(tmp_path: Path) -> None:
+    path = tmp_path / "instruments.toml"
     path.write_text(
         '[supplier]\nFR = 52.0\n\n[[certificates]]\nzone = "DE"\nshare = 0.5\n\n'
         '[residual_mix]\n"DE:2026" = 640.0\n'
